@@ -1,0 +1,83 @@
+"""Frozen configuration of the network, one dataclass per box of the paper's figure.
+
+Named presets are entries in ``PRESETS``; the config travels with the weights as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    widths: tuple[int, ...] = (16, 24, 32, 48)  # channels at 1/2, 1/4, 1/8, 1/16
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    width: int = 32  # U-Net channels at the level's own resolution
+    mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per U-Net stage (len-1 downsamplings)
+    time_dim: int = 64  # sinusoidal embedding size for the diffusion step and the target time
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    train_steps: int = 1000  # T
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    steps_per_level: tuple[int, ...] = (2, 2, 2)  # DDIM steps at 1/16, 1/8, 1/4: 6 in all
+    flow_scale: float = 32.0  # full-resolution pixels per unit of diffused flow
+
+
+@dataclass(frozen=True)
+class SynthesizerConfig:
+    widths: tuple[int, ...] = (16, 24, 32, 48)  # decoder channels at 1/2, 1/4, 1/8, 1/16
+
+
+@dataclass(frozen=True)
+class HFDConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    synthesizer: SynthesizerConfig = field(default_factory=SynthesizerConfig)
+
+    @property
+    def pad_multiple(self) -> int:
+        """Input sides are padded to this: 1/16 for the pyramid, times the U-Net's downsamplings."""
+        return 16 * 2 ** (len(self.denoiser.mults) - 1)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HFDConfig":
+        raw = json.loads(text)
+        return cls(
+            encoder=EncoderConfig(**_tuples(raw["encoder"])),
+            denoiser=DenoiserConfig(**_tuples(raw["denoiser"])),
+            diffusion=DiffusionConfig(**_tuples(raw["diffusion"])),
+            synthesizer=SynthesizerConfig(**_tuples(raw["synthesizer"])),
+        )
+
+
+def _tuples(section: dict) -> dict:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in section.items()}
+
+
+PRESETS: dict[str, HFDConfig] = {
+    # Meant for a CPU: what ships in weights/ and what every command uses by default.
+    "small": HFDConfig(),
+    # Sized like the paper's model (IFRNet-like encoder widths, a wider shared U-Net).
+    "base": HFDConfig(
+        encoder=EncoderConfig(widths=(32, 48, 72, 96)),
+        denoiser=DenoiserConfig(width=96, mults=(1, 2, 2), time_dim=128),
+        synthesizer=SynthesizerConfig(widths=(32, 48, 72, 96)),
+    ),
+    # For tests only: as small as the architecture allows.
+    "tiny": HFDConfig(
+        encoder=EncoderConfig(widths=(4, 6, 8, 8)),
+        denoiser=DenoiserConfig(width=8, mults=(1, 2), time_dim=16),
+        synthesizer=SynthesizerConfig(widths=(4, 6, 8, 8)),
+    ),
+}

@@ -1,0 +1,124 @@
+"""Hierarchical flow diffusion: the noise schedule and the coarse-to-fine DDIM sampler.
+
+Symbols (DDIM, Song et al. 2021; HFD, CVPR 2025):
+
+    variable        paper
+    alpha_bar[t]    ᾱ_t = Π_{s≤t} (1 − β_s), linear β from beta_start to beta_end over T steps
+    x_t             noisy bilateral flow, divided by ``flow_scale``
+    x0_hat          the denoiser's estimate of x_0 (x0-prediction)
+    eps_hat         the noise implied by x0_hat
+    levels          0 = 1/16, 1 = 1/8, 2 = 1/4; level ℓ owns an equal third of the timeline
+
+The sampler is a pure function of a ``denoise(x_t, t, level, estimate) -> x0_hat`` callable:
+it knows nothing about the network, and the network knows nothing about it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .config import DiffusionConfig
+from .warp import upsample_flow
+
+Denoise = Callable[[torch.Tensor, int, int, torch.Tensor], torch.Tensor]
+
+
+def alpha_bar(config: DiffusionConfig) -> torch.Tensor:
+    """ᾱ_t for t = 0 … T−1, float64 on the CPU (derived, never stored as a weight)."""
+    betas = torch.linspace(config.beta_start, config.beta_end, config.train_steps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def level_segments(config: DiffusionConfig) -> list[tuple[int, int]]:
+    """(top, bottom) of each level's share of the timeline, coarse to fine.
+
+    With T = 1000: 1/16 owns (666, 999], 1/8 owns (333, 666], 1/4 owns [0, 333].
+    """
+    levels = len(config.steps_per_level)
+    top = config.train_steps - 1
+    bounds = [round(top - top * i / levels) for i in range(levels + 1)]  # 999, 666, 333, 0
+    return [(bounds[i], bounds[i + 1]) for i in range(levels)]
+
+
+def level_timesteps(config: DiffusionConfig, steps_per_level: Sequence[int] | None = None) -> list[list[int]]:
+    """DDIM timesteps of each level, evenly spaced from the top of its segment downwards.
+
+    Default (2, 2, 2) with T = 1000 gives [[999, 833], [666, 500], [333, 167]].
+    """
+    steps_per_level = tuple(steps_per_level or config.steps_per_level)
+    if len(steps_per_level) != len(config.steps_per_level) or min(steps_per_level) < 1:
+        raise ValueError(f"steps_per_level needs {len(config.steps_per_level)} positive counts, got {steps_per_level}")
+    schedule = []
+    for (top, bottom), count in zip(level_segments(config), steps_per_level):
+        schedule.append([int(top - (top - bottom) * i / count + 0.5) for i in range(count)])
+    return schedule
+
+
+def split_steps(total: int, levels: int = 3) -> tuple[int, ...]:
+    """Spread ``total`` DDIM steps over the levels, coarse levels first: 6 -> (2, 2, 2), 4 -> (2, 1, 1)."""
+    if total < levels:
+        raise ValueError(f"at least {levels} steps are needed (one per level), got {total}")
+    return tuple(total // levels + (1 if i < total % levels else 0) for i in range(levels))
+
+
+def q_sample(x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """Forward process q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I). ``t`` is an int or a (B,) tensor."""
+    a = abar.to(x0.device)[t] if isinstance(t, int) else abar.to(x0.device)[t.to(x0.device)]
+    a = a.to(x0.dtype).reshape(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def ddim_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: int, abar: torch.Tensor) -> torch.Tensor:
+    """DDIM with σ = 0: x_{t'} = √ᾱ_{t'} x̂_0 + √(1 − ᾱ_{t'}) ε̂,  ε̂ = (x_t − √ᾱ_t x̂_0) / √(1 − ᾱ_t)."""
+    a_t, a_next = float(abar[t]), float(abar[t_next])
+    eps_hat = (x_t - a_t ** 0.5 * x0_hat) / (1 - a_t) ** 0.5
+    return a_next ** 0.5 * x0_hat + (1 - a_next) ** 0.5 * eps_hat
+
+
+def gaussian(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """Standard normal noise drawn on the CPU (the same numbers on every device).
+
+    With one generator per sample, each sample's noise is independent of the batch it is in.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])
+
+
+def sample_hierarchical(
+    denoise: Denoise,
+    coarsest_shape: tuple[int, int, int, int],
+    config: DiffusionConfig,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    steps_per_level: Sequence[int] | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> list[torch.Tensor]:
+    """Coarse-to-fine DDIM over the flow pyramid; returns each level's x̂_0 (scaled units).
+
+    1. x_T ~ N(0, I) at the coarsest level.
+    2. Within a level: x̂_0 = denoise(x_t, t, ℓ, estimate), then a DDIM step to the next t.
+    3. Between levels: upsample the level's x̂_0 ×2 and re-noise it to the next level's first t with q.
+    The ``estimate`` handed to the denoiser is the latest x̂_0 (zeros at the start): self-conditioning.
+    """
+    abar = alpha_bar(config)
+    schedule = level_timesteps(config, steps_per_level)
+    x_t = gaussian(coarsest_shape, generator).to(device=device, dtype=dtype)
+    estimate = torch.zeros_like(x_t)
+    x0_per_level = []
+    for level, timesteps in enumerate(schedule):
+        if level > 0:
+            estimate = upsample_flow(x0_per_level[-1])
+            noise = gaussian(tuple(estimate.shape), generator).to(device=device, dtype=dtype)
+            x_t = q_sample(estimate, timesteps[0], noise, abar)
+        for i, t in enumerate(timesteps):
+            x0_hat = denoise(x_t, t, level, estimate)
+            estimate = x0_hat
+            if i + 1 < len(timesteps):
+                x_t = ddim_step(x_t, x0_hat, t, timesteps[i + 1], abar)
+        x0_per_level.append(estimate)
+    return x0_per_level

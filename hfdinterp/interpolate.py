@@ -1,0 +1,123 @@
+"""The library's inference API: load a model, prepare frames once, interpolate between them.
+
+    >>> from hfdinterp import load_interpolator
+    >>> interp = load_interpolator()                        # bundled weights, best device
+    >>> middle = interp.interpolate(image0, image1)         # (H, W, 3) float arrays in [0, 1]
+
+Video uses the lower level: ``prepare`` pads and encodes a batch of frames once, and ``between``
+synthesises frames between prepared frames, so each video frame is encoded a single time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .device import pick_device, pick_dtype
+from .diffusion import split_steps
+from .errors import HFDError
+from .model import HFD
+from .warp import InputPadder
+from .weights_file import load_weights
+from .weights_registry import resolve_weights
+
+
+@dataclass
+class Prepared:
+    """Frames padded to the model's multiple, with their encoder pyramid."""
+
+    images: torch.Tensor  # (B, 3, Hp, Wp), on the model's device, compute dtype
+    features: list[torch.Tensor]
+
+    def __getitem__(self, index) -> "Prepared":
+        index = index if isinstance(index, slice) else slice(index, index + 1)
+        return Prepared(self.images[index], [f[index] for f in self.features])
+
+    @staticmethod
+    def cat(parts: Sequence["Prepared"]) -> "Prepared":
+        return Prepared(torch.cat([p.images for p in parts]),
+                        [torch.cat([p.features[k] for p in parts]) for k in range(len(parts[0].features))])
+
+
+class Interpolator:
+    def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6):
+        self.model = model.to(device).eval()
+        self.device, self.dtype = device, dtype
+        self.steps_per_level = split_steps(steps, len(model.config.diffusion.steps_per_level))
+        self.padder: InputPadder | None = None
+
+    def _padder(self, height: int, width: int) -> InputPadder:
+        if self.padder is None or (self.padder.height, self.padder.width) != (height, width):
+            self.padder = InputPadder(height, width, self.model.config.pad_multiple)
+        return self.padder
+
+    def _autocast(self):
+        enabled = self.dtype != torch.float32
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
+
+    def to_device(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) uint8/uint16/float CPU tensor -> float on the device; pinned for CUDA copies."""
+        if self.device.type == "cuda" and not frames.is_pinned():
+            frames = frames.pin_memory()
+        frames = frames.to(self.device, non_blocking=True)
+        if frames.dtype == torch.uint8:
+            return frames.float() / 255
+        if frames.dtype in (torch.int32, torch.uint16):
+            return frames.float() / 65535
+        return frames.float()
+
+    @torch.inference_mode()
+    def prepare(self, frames: torch.Tensor) -> Prepared:
+        """Pad and encode a batch of frames, (B, 3, H, W) in [0, 1] (or uint8) on any device."""
+        images = self.to_device(frames) if frames.device != self.device or frames.dtype != torch.float32 else frames
+        images = self._padder(*images.shape[-2:]).pad(images)
+        with self._autocast():
+            features = self.model.encode(images)
+        return Prepared(images, features)
+
+    @torch.inference_mode()
+    def between(self, first: Prepared, second: Prepared, times: torch.Tensor, seeds: Sequence[int]) -> dict:
+        """Frames at ``times`` (B,) between prepared frames; one seed per pair. Cropped, in [0, 1]."""
+        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        with self._autocast():
+            out = self.model(first.images, second.images, times.to(self.device), generator=generators,
+                             steps_per_level=self.steps_per_level, features=(first.features, second.features))
+        padder = self.padder
+        return {"image": padder.unpad(out["image"].float().clamp(0, 1)), "flow": padder.unpad(out["flow"].float()),
+                "mask": padder.unpad(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
+
+    def interpolate(self, image0: np.ndarray, image1: np.ndarray, time: float = 0.5, seed: int = 0,
+                    return_all: bool = False):
+        """One frame between two (H, W, 3) float arrays in [0, 1].
+
+        With ``return_all``, a dict of numpy arrays: image (H, W, 3), flow (4, H, W), mask (1, H, W).
+        """
+        if image0.shape != image1.shape:
+            raise HFDError(f"the two images differ in size: {image0.shape[1]}×{image0.shape[0]} "
+                           f"and {image1.shape[1]}×{image1.shape[0]}")
+        if not 0.0 < time < 1.0:
+            raise HFDError(f"time must lie strictly between 0 and 1, got {time}")
+        tensors = [torch.from_numpy(np.ascontiguousarray(a[..., :3].transpose(2, 0, 1)))[None].float()
+                   for a in (image0, image1)]
+        prepared = self.prepare(torch.cat(tensors))
+        out = self.between(prepared[0], prepared[1], torch.tensor([time]), [seed])
+        image = out["image"][0].permute(1, 2, 0).cpu().numpy()
+        if not return_all:
+            return image
+        return {"image": image, "flow": out["flow"][0].cpu().numpy(), "mask": out["mask"][0].cpu().numpy()}
+
+
+def load_interpolator(weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
+                      steps: int = 6) -> Interpolator:
+    """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run."""
+    torch_device = pick_device(device)
+    dtype = pick_dtype(torch_device, precision)
+    model = load_weights(resolve_weights(weights), torch_device)
+    levels = len(model.config.diffusion.steps_per_level)
+    if steps < levels:
+        raise HFDError(f"--steps must be at least {levels} (one per level), got {steps}")
+    return Interpolator(model, torch_device, dtype, steps)

@@ -1,0 +1,70 @@
+"""HFD: Hierarchical Flow Diffusion for frame interpolation.
+
+Conventions
+  * images: RGB float in [0, 1], (B, 3, H, W), H and W divisible by ``config.pad_multiple``
+    (``hfdinterp.interpolate`` pads any size and crops back);
+  * flow: bilateral, channels (f_τ→0 x, y, f_τ→1 x, y), in full-resolution pixels at every level;
+    the diffusion works on flow / ``flow_scale``;
+  * pyramid: index 0..3 = 1/2, 1/4, 1/8, 1/16; diffusion levels run 1/16 → 1/8 → 1/4;
+  * time τ in (0, 1): 0 is I0, 1 is I1; the paper's model is τ = 0.5.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .config import HFDConfig
+from .denoiser import FlowDenoiser
+from .diffusion import sample_hierarchical
+from .encoder import FeatureEncoder
+from .synthesizer import Synthesizer
+
+DIFFUSION_PYRAMID_INDEX = (3, 2, 1)  # pyramid entries used by diffusion levels 1/16, 1/8, 1/4
+
+
+class HFD(nn.Module):
+    def __init__(self, config: HFDConfig):
+        super().__init__()
+        self.config = config
+        widths = config.encoder.widths
+        scale = config.diffusion.flow_scale
+        self.encoder = FeatureEncoder(config.encoder)
+        self.denoiser = FlowDenoiser(config.denoiser, tuple(widths[i] for i in DIFFUSION_PYRAMID_INDEX), scale)
+        self.synthesizer = Synthesizer(config.synthesizer, widths, scale)
+
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        return self.encoder(image)
+
+    def denoise_fn(self, features0, features1, time):
+        """The callable the sampler sees: (x_t, t, level, estimate) -> x̂_0."""
+        def denoise(x_t, step, level, estimate):
+            k = DIFFUSION_PYRAMID_INDEX[level]
+            steps = torch.full((x_t.shape[0],), step, device=x_t.device)
+            return self.denoiser(x_t, steps, level, estimate, features0[k], features1[k], time)
+        return denoise
+
+    def sample_flows(self, features0, features1, time, generator=None, steps_per_level=None) -> list[torch.Tensor]:
+        """Bilateral flow at 1/16, 1/8, 1/4 in full-resolution pixels, by coarse-to-fine DDIM."""
+        coarsest = features0[3]
+        batch, _, height, width = coarsest.shape
+        x0 = sample_hierarchical(
+            self.denoise_fn(features0, features1, time), (batch, 4, height, width), self.config.diffusion,
+            generator=generator, steps_per_level=steps_per_level, device=coarsest.device, dtype=coarsest.dtype,
+        )
+        return [x * self.config.diffusion.flow_scale for x in x0]
+
+    def forward(
+        self,
+        image0: torch.Tensor,
+        image1: torch.Tensor,
+        time: torch.Tensor,
+        generator: torch.Generator | None = None,
+        steps_per_level: Sequence[int] | None = None,
+        features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        features0, features1 = features or (self.encode(image0), self.encode(image1))
+        flows = self.sample_flows(features0, features1, time, generator, steps_per_level)
+        return self.synthesizer(image0, image1, features0, features1, flows, time)

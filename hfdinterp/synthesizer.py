@@ -1,0 +1,78 @@
+"""Synthesizer D: the flow-guided decoder that turns flows and features into the frame at time τ.
+
+At 1/16, 1/8 and 1/4 it warps both frames' encoder features by that level's diffused flow and fuses
+them with the decoder's upsampled features; at 1/2 and 1/1 it refines the flow with a residual.
+The head gives the blend mask M (sigmoid) and the residual ΔI (tanh):
+
+    Ĩ_τ = M ⊙ w(I0, f_τ→0) + (1 − M) ⊙ w(I1, f_τ→1) + ΔI
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import SynthesizerConfig
+from .layers import conv
+from .warp import upsample_flow, warp_bilateral
+
+
+class DecoderLevel(nn.Module):
+    """Fuse [upsampled decoder features, warped F0, warped F1, flow] and upsample ×2."""
+
+    def __init__(self, in_channels: int, width: int, out_channels: int, out_extra: int = 0):
+        super().__init__()
+        self.fuse = nn.Sequential(conv(in_channels, width), conv(width, width), conv(width, width))
+        self.up = nn.ConvTranspose2d(width, out_channels + out_extra, 4, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.fuse(x))
+
+
+class Synthesizer(nn.Module):
+    def __init__(self, config: SynthesizerConfig, feature_widths: tuple[int, ...], flow_scale: float):
+        """``feature_widths``: encoder channels at 1/2, 1/4, 1/8, 1/16."""
+        super().__init__()
+        self.flow_scale = flow_scale
+        c1, c2, c3, c4 = feature_widths
+        d1, d2, d3, d4 = config.widths
+        self.level16 = DecoderLevel(2 * c4 + 4 + 1, d4, d3)
+        self.level8 = DecoderLevel(d3 + 2 * c3 + 4, d3, d2)
+        self.level4 = DecoderLevel(d2 + 2 * c2 + 4, d2, d1)
+        self.level2_flow = nn.Conv2d(d1 + 2 * c1 + 4, 4, 3, 1, 1)  # flow residual at 1/2
+        self.level2 = DecoderLevel(d1 + 2 * c1 + 4, d1, 4 + 1 + 3)  # full-res flow residual, mask, ΔI
+        for layer in (self.level2_flow, self.level2.up):
+            nn.init.zeros_(layer.bias)
+            layer.weight.data.mul_(0.1)
+
+    def _inputs(self, decoder, feature0, feature1, flow, pixel_scale):
+        warped0, warped1 = warp_bilateral(feature0, feature1, flow, pixel_scale)
+        parts = [warped0, warped1, flow / self.flow_scale]
+        return torch.cat(parts if decoder is None else [decoder] + parts, dim=1)
+
+    def forward(
+        self,
+        image0: torch.Tensor,  # (B, 3, H, W)
+        image1: torch.Tensor,
+        features0: list[torch.Tensor],  # F^1..F^4 of I0
+        features1: list[torch.Tensor],
+        flows: list[torch.Tensor],  # bilateral flow at 1/16, 1/8, 1/4, full-resolution pixels
+        time: torch.Tensor,  # (B,)
+    ) -> dict[str, torch.Tensor]:
+        flow16, flow8, flow4 = flows
+        time_map = time.to(flow16.dtype).view(-1, 1, 1, 1).expand(-1, 1, *flow16.shape[-2:])
+        x = self.level16(torch.cat((self._inputs(None, features0[3], features1[3], flow16, 16), time_map), 1))
+        x = self.level8(self._inputs(x, features0[2], features1[2], flow8, 8))  # (B, d2, H/4, W/4)
+        x = self.level4(self._inputs(x, features0[1], features1[1], flow4, 4))  # (B, d1, H/2, W/2)
+
+        flow2 = upsample_flow(flow4)
+        flow2 = flow2 + self.flow_scale * self.level2_flow(self._inputs(x, features0[0], features1[0], flow2, 2))
+        out = self.level2(self._inputs(x, features0[0], features1[0], flow2, 2))  # (B, 8, H, W)
+
+        flow = upsample_flow(flow2) + self.flow_scale * out[:, 0:4]  # (B, 4, H, W), f_τ→0 and f_τ→1
+        mask = torch.sigmoid(out[:, 4:5])
+        residual = torch.tanh(out[:, 5:8])
+        warped0, warped1 = warp_bilateral(image0, image1, flow, 1)
+        image = mask * warped0 + (1 - mask) * warped1 + residual
+        return {"image": image, "flow": flow, "flow2": flow2, "mask": mask, "residual": residual,
+                "warped0": warped0, "warped1": warped1}

@@ -1,0 +1,36 @@
+"""Losses as free functions. Images in [0, 1], (B, 3, H, W); flows in pixels, (B, 4, H, W)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def charbonnier(prediction: torch.Tensor, target: torch.Tensor, epsilon: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((prediction - target) ** 2 + epsilon ** 2).mean()
+
+
+def _census_transform(image: torch.Tensor, patch: int) -> torch.Tensor:
+    grey = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]) * 255
+    kernel = torch.eye(patch * patch, device=image.device, dtype=image.dtype).view(patch * patch, 1, patch, patch)
+    neighbours = F.conv2d(grey, kernel, padding=patch // 2)  # (B, p², H, W)
+    diff = neighbours - grey
+    return diff / torch.sqrt(0.81 + diff ** 2)
+
+
+def census(prediction: torch.Tensor, target: torch.Tensor, patch: int = 7) -> torch.Tensor:
+    """Soft ternary census distance (as in IFRNet/RIFE training): robust to brightness changes."""
+    a, b = _census_transform(prediction, patch), _census_transform(target, patch)
+    distance = ((a - b) ** 2 / (0.1 + (a - b) ** 2)).mean(1, keepdim=True)
+    pad = patch // 2
+    valid = torch.zeros_like(distance)
+    valid[..., pad:-pad, pad:-pad] = 1
+    return (distance * valid).sum() / valid.sum().clamp(min=1)
+
+
+def photometric(prediction: torch.Tensor, target: torch.Tensor, census_weight: float = 1.0) -> torch.Tensor:
+    return charbonnier(prediction, target) + census_weight * census(prediction, target)
+
+
+def flow_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (prediction - target).abs().mean()

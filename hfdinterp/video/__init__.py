@@ -1,0 +1,1 @@
+"""Video: streaming decode, pair batching, timing, scene cuts and encoding."""

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from hfdinterp import HFD, PRESETS
+from hfdinterp.device import pick_device, pick_dtype
+from hfdinterp.errors import HFDError
+from hfdinterp.interpolate import Interpolator
+from tests.conftest import moving_square
+
+
+@pytest.fixture()
+def interpolator(tiny_model):
+    return Interpolator(tiny_model, torch.device("cpu"), torch.float32)
+
+
+def test_presets_build_and_differ_in_size():
+    counts = {name: sum(p.numel() for p in HFD(cfg).parameters()) for name, cfg in PRESETS.items()}
+    assert counts["tiny"] < counts["small"] < counts["base"]
+
+
+def test_one_denoiser_shared_by_the_three_levels(tiny_model):
+    denoiser = tiny_model.denoiser
+    assert len(denoiser.flow_projectors) == len(denoiser.feature_projectors) == len(denoiser.heads) == 3
+    assert not hasattr(denoiser, "unets")  # exactly one U-Net
+    assert sum(isinstance(m, type(denoiser.unet)) for m in tiny_model.modules()) == 1
+
+
+def test_forward_shapes_and_ranges(tiny_model):
+    image0, image1 = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out = tiny_model(image0, image1, torch.tensor([0.5, 0.25]), torch.Generator().manual_seed(0))
+    assert out["image"].shape == (2, 3, 64, 64)
+    assert out["flow"].shape == (2, 4, 64, 64)
+    assert 0 <= out["mask"].min() and out["mask"].max() <= 1
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (2, 2), (17, 33), (70, 45)])
+def test_any_size_comes_back_the_same_size(interpolator, height, width):
+    image = moving_square(height, width)
+    out = interpolator.interpolate(image, image, 0.5)
+    assert out.shape == (height, width, 3)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_batch_of_two_equals_two_of_one(interpolator):
+    frames = torch.from_numpy(np.stack([moving_square(40, 56, s) for s in (0, 3, 6)])).permute(0, 3, 1, 2)
+    prepared = interpolator.prepare(frames)
+    both = interpolator.between(prepared[0:2], prepared[1:3], torch.tensor([0.5, 0.3]), [7, 8])["image"]
+    first = interpolator.between(prepared[0], prepared[1], torch.tensor([0.5]), [7])["image"]
+    second = interpolator.between(prepared[1], prepared[2], torch.tensor([0.3]), [8])["image"]
+    assert torch.allclose(both, torch.cat((first, second)), atol=1e-5)
+
+
+def test_same_seed_same_output(interpolator):
+    a, b = moving_square(32, 48), moving_square(32, 48, 4)
+    assert np.array_equal(interpolator.interpolate(a, b, seed=5), interpolator.interpolate(a, b, seed=5))
+
+
+def test_time_out_of_range_and_size_mismatch_are_user_errors(interpolator):
+    a = moving_square(32, 48)
+    with pytest.raises(HFDError):
+        interpolator.interpolate(a, a, 1.0)
+    with pytest.raises(HFDError):
+        interpolator.interpolate(a, moving_square(32, 40), 0.5)
+
+
+def test_device_and_precision_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+    assert pick_dtype(torch.device("cpu")) == torch.float32
+    with pytest.raises(HFDError):
+        pick_dtype(torch.device("cpu"), "fp16")
+    with pytest.raises(HFDError):
+        pick_device("warp-drive")
+    if not torch.cuda.is_available():
+        with pytest.raises(HFDError):
+            pick_device("cuda")

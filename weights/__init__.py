@@ -1,0 +1,1 @@
+"""The bundled default weights (this folder is installed as the package hfdinterp.weights)."""
