@@ -6,6 +6,7 @@ Every user error is an ``HFDError``: one red line on stderr and exit code 1, nev
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -38,6 +39,15 @@ def user_errors(command):
         except KeyboardInterrupt:
             console.print("[red]interrupted[/red]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:  # a bug of ours: still one line, the traceback on request
+            if os.environ.get("HFDINTERP_DEBUG"):
+                raise
+            console.print(f"[red]internal error:[/red] {type(error).__name__}: {error} "
+                          "(set HFDINTERP_DEBUG=1 for the traceback, and please report it)",
+                          highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
     return wrapper
 
 
@@ -101,6 +111,71 @@ def download_weights(
     with console.status(f"downloading {entry.repo_id}@{entry.revision}/{entry.filename}"):
         path = download(entry, force=force)
     print(path)
+
+
+@app.command()
+@user_errors
+def video(
+    input: Annotated[Path, typer.Argument(help="Input video, or a folder / %08d.png pattern of frames (with --input-fps).")],
+    output: Annotated[Path, typer.Argument(help="Output video, or a folder / pattern for PNG frames.")],
+    factor: Annotated[int, typer.Option("--factor", "-f", help="2, 4, 8 or 16: frames per source frame (recursive halving).")] = 2,
+    fps: Annotated[Optional[str], typer.Option(help="Exact target rate instead of --factor: 60, 59.94, 60000/1001.")] = None,
+    input_fps: Annotated[Optional[str], typer.Option(help="Frame rate of a folder / pattern of frames.")] = None,
+    codec: Annotated[str, typer.Option(help="libx264, libx265, libvpx-vp9, libsvtav1, prores_ks, ffv1 (or x264, x265, vp9, av1, prores).")] = "libx264",
+    crf: Annotated[Optional[int], typer.Option(help="Quality for x264/x265/VP9/AV1 (lower is better; x264 default 18).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder speed preset (x264/x265: ultrafast … veryslow).")] = None,
+    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format (default: the input's, 10-bit kept).")] = None,
+    lossless: Annotated[bool, typer.Option(help="Lossless encoding.")] = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave out audio and subtitle streams.")] = False,
+    scene_threshold: Annotated[float, typer.Option(help="Scene-cut score above which a pair is not interpolated; 0 turns it off.")] = 0.35,
+    cut_fill: Annotated[str, typer.Option(help="Frames at a cut: hold (repeat the frame before) or blend.")] = "hold",
+    batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
+    steps: StepsOption = 6,
+    seed: SeedOption = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    weights: WeightsOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the summary as JSON to this file ('-' for stdout).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Interpolate a video to 2×/4× (or an exact --fps), keeping audio, timing and colour."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .interpolate import load_interpolator
+    from .video.pipeline import VideoRequest, interpolate_video
+    from .video.sink import EncodeOptions
+
+    request = VideoRequest(
+        input=input, output=output, factor=factor, fps=fps, input_fps=input_fps, batch=batch, seed=seed,
+        scene_threshold=scene_threshold, cut_fill=cut_fill, overwrite=overwrite,
+        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, lossless=lossless,
+                             audio=not no_audio),
+    )
+    load = lambda: load_interpolator(weights, device, precision, steps)  # noqa: E731
+    columns = (TextColumn("[bold]interpolating"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[speed]:.1f} frames/s"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
+        task = bar.add_task("video", total=None, speed=0.0)
+
+        def on_progress(progress) -> None:
+            bar.update(task, completed=progress.frames_out, total=progress.total_out, speed=progress.frames_per_second)
+
+        summary = interpolate_video(load, request, on_progress=on_progress, on_warning=_warn)
+    if not quiet:
+        console.print(
+            f"[green]done[/green] {summary.output}: {summary.frames_in} frames at {summary.rate_in} fps → "
+            f"{summary.frames_out} at {summary.rate_out} fps ({summary.interpolated} new), "
+            f"{summary.duration_in:.3f} s in, {summary.scene_cuts} scene cut(s), {summary.seconds:.1f} s "
+            f"({summary.frames_per_second:.2f} frames/s)", highlight=False)
+    if json_report is not None:
+        text = json.dumps(summary.to_dict(), indent=2)
+        if str(json_report) == "-":
+            print(text)
+        else:
+            json_report.write_text(text + "\n")
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def read_image(path: str | os.PathLike) -> Image:
         raise HFDError(f"{path}: cannot read it as an image ({_reason(error)})") from None
     fmt = frame.format
     deep = max(c.bits for c in fmt.components) > 8
-    alpha = fmt.has_alpha if hasattr(fmt, "has_alpha") else "a" in fmt.name
+    alpha = any(c.is_alpha for c in fmt.components)
     target = ("rgba64le" if alpha else "rgb48le") if deep else ("rgba" if alpha else "rgb24")
     array = frame.to_ndarray(format=target)
     pixels = array.astype(np.float32) / (65535.0 if deep else 255.0)

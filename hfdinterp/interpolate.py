@@ -80,6 +80,12 @@ class Interpolator:
         return Prepared(images, features)
 
     @torch.inference_mode()
+    def prepare_padded(self, images: torch.Tensor) -> Prepared:
+        """Encode frames that are already padded (the model's own outputs, for recursion)."""
+        with self._autocast():
+            return Prepared(images, self.model.encode(images))
+
+    @torch.inference_mode()
     def between(self, first: Prepared, second: Prepared, times: torch.Tensor, seeds: Sequence[int]) -> dict:
         """Frames at ``times`` (B,) between prepared frames; one seed per pair. Cropped, in [0, 1]."""
         generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]

@@ -1,0 +1,259 @@
+"""Where frames go: a video file (written to a temporary file beside it, renamed when complete)
+or a folder / pattern of PNG frames. Audio and subtitle packets are copied unchanged when the
+container takes their codec, otherwise audio is transcoded (with a warning) and subtitles dropped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import HFDError
+from ..images import write_image
+from .source import IMAGE_PATTERN, VideoInfo, is_image_sequence
+
+CODEC_ALIASES = {"x264": "libx264", "h264": "libx264", "avc": "libx264", "x265": "libx265", "hevc": "libx265",
+                 "h265": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1", "prores": "prores_ks", "ffv1": "ffv1"}
+# Per codec: how --crf, --preset and --lossless are spelled, and which pixel formats it prefers.
+CODEC_OPTIONS = {
+    "libx264": {"crf": "crf", "preset": "preset", "lossless": {"qp": "0"}},
+    "libx265": {"crf": "crf", "preset": "preset", "lossless": {"x265-params": "lossless=1:log-level=error"},
+                "base": {"x265-params": "log-level=error"}},
+    "libvpx-vp9": {"crf": "crf", "preset": None, "lossless": {"lossless": "1"}, "base": {"b": "0", "row-mt": "1"}},
+    "libsvtav1": {"crf": "crf", "preset": "preset", "lossless": {"crf": "0"}},
+    "prores_ks": {"crf": None, "preset": None, "lossless": {"profile": "4"}, "base": {"profile": "3"}},
+    "ffv1": {"crf": None, "preset": None, "lossless": {}},
+}
+SUBSAMPLED = ("yuv420p", "yuv422p", "yuvj420p", "yuvj422p", "nv12")
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int | None = None  # the codec's default quality if None (x264: 18 here)
+    preset: str | None = None
+    pix_fmt: str | None = None  # default: the input's, adjusted to what the codec can do
+    lossless: bool = False
+    audio: bool = True
+
+
+def resolve_codec(name: str) -> av.Codec:
+    name = CODEC_ALIASES.get(name.lower(), name)
+    try:
+        codec = av.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError):
+        raise HFDError(f"unknown or unavailable video encoder '{name}' in this FFmpeg build "
+                       f"(try libx264, libx265, libvpx-vp9, libsvtav1, prores_ks, ffv1)") from None
+    if codec.type != "video":
+        raise HFDError(f"'{name}' is not a video encoder")
+    return codec
+
+
+def choose_pix_fmt(codec: av.Codec, info: VideoInfo, options: EncodeOptions, warn) -> str:
+    supported = [f.name for f in (codec.video_formats or [])]
+    if options.pix_fmt:
+        if supported and options.pix_fmt not in supported:
+            raise HFDError(f"{codec.name} cannot encode --pix-fmt {options.pix_fmt} (it takes {', '.join(supported)})")
+        return options.pix_fmt
+    deep = info.bit_depth > 8
+    wanted = info.pix_fmt if info.pix_fmt.startswith(("yuv", "gbr")) and "a" not in info.pix_fmt[3:5] else (
+        "yuv444p10le" if deep else "yuv420p")
+    wanted = wanted.replace("yuvj", "yuv")
+    if options.lossless and wanted.startswith(SUBSAMPLED):
+        wanted = "yuv444p10le" if deep else "yuv444p"
+    if (info.width % 2 or info.height % 2) and wanted.startswith(SUBSAMPLED):
+        warn(f"odd frame size {info.width}×{info.height}: encoding 4:4:4 chroma to keep every pixel")
+        wanted = "yuv444p10le" if deep else "yuv444p"
+    if not supported or wanted in supported:
+        return wanted
+    for candidate in (["yuv420p10le", "yuv444p10le", "yuv422p10le"] if deep else []) + ["yuv420p", "yuv444p",
+                                                                                       "yuv422p10le"]:
+        if candidate in supported and not ((info.width % 2 or info.height % 2) and candidate.startswith(SUBSAMPLED)):
+            if deep and "10" not in candidate:
+                warn(f"{codec.name} here cannot write {info.bit_depth}-bit video; writing 8-bit")
+            return candidate
+    return supported[0]
+
+
+class VideoSink:
+    """Encode RGB frames with exact timestamps; ``commit`` renames into place, ``abort`` removes."""
+
+    def __init__(self, path: Path, info: VideoInfo, rate: Fraction, time_base: Fraction,
+                 options: EncodeOptions, warn):
+        self.path, self.info, self.options, self.warn = path, info, options, warn
+        self.codec = resolve_codec(options.codec)
+        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        try:
+            self.container = av.open(str(self.tmp), "w")
+        except (av.error.FFmpegError, ValueError) as error:
+            raise HFDError(f"{path}: cannot write a video here ({getattr(error, 'strerror', None) or error})") from None
+        try:
+            self._add_video(rate, time_base)
+            self.stream_map = self._add_streams() if options.audio else {}
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add_video(self, rate: Fraction, time_base: Fraction) -> None:
+        info, options = self.info, self.options
+        if self.codec.name not in self.container.supported_codecs and self.container.supported_codecs:
+            raise HFDError(f"{self.path.suffix} files cannot hold {self.codec.name} video; "
+                           "pick another --codec or output extension")
+        stream = self.container.add_stream(self.codec.name, rate=rate)
+        stream.width, stream.height = info.width, info.height
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base  # frames are stamped on the exact clock, never rounded to 1/rate
+        stream.pix_fmt = choose_pix_fmt(self.codec, info, options, self.warn)
+        spelled = CODEC_OPTIONS.get(self.codec.name, {"crf": "crf", "preset": "preset", "lossless": {}})
+        codec_options = dict(spelled.get("base", {}))
+        if options.lossless:
+            codec_options.update(spelled["lossless"])
+        else:
+            crf = options.crf if options.crf is not None else (18 if self.codec.name in ("libx264", "libx265") else None)
+            if crf is not None:
+                if not spelled["crf"]:
+                    self.warn(f"{self.codec.name} has no --crf; ignored")
+                else:
+                    codec_options[spelled["crf"]] = str(crf)
+        if options.preset:
+            if not spelled["preset"]:
+                self.warn(f"{self.codec.name} has no --preset; ignored")
+            else:
+                codec_options[spelled["preset"]] = options.preset
+        stream.options = codec_options
+        context = stream.codec_context
+        context.colorspace = info.matrix
+        context.color_range = info.range
+        context.color_primaries = info.color_primaries
+        context.color_trc = info.color_trc
+        if info.language:
+            stream.metadata["language"] = info.language
+        self.video = stream
+        self.pix_fmt = stream.pix_fmt
+        self.rotation_set = False
+
+    def _add_streams(self) -> dict:
+        mapping = {}
+        supported = self.container.supported_codecs
+        for source in self.info.streams:
+            name = source.codec_context.name
+            codec_name = av.Codec(name, "r").name if name else name
+            if not supported or codec_name in supported or name in supported:
+                out = self.container.add_stream_from_template(source)
+                mapping[source.index] = ("copy", out, None)
+            elif source.type == "audio":
+                target = self.container.default_audio_codec
+                if target in ("none", None) or target not in av.codecs_available:
+                    self.warn(f"audio stream {source.index} ({name}) cannot go into {self.path.suffix}; dropped")
+                    continue
+                self.warn(f"audio stream {source.index} ({name}) is transcoded to {target}: "
+                          f"{self.path.suffix} cannot hold {name}")
+                out = self.container.add_stream(target, rate=source.codec_context.sample_rate)
+                out.layout = source.codec_context.layout
+                mapping[source.index] = ("transcode", out, av.AudioResampler(format=out.format, layout=out.layout,
+                                                                             rate=out.rate))
+            else:
+                self.warn(f"subtitle stream {source.index} ({name}) cannot go into {self.path.suffix}; dropped")
+                continue
+            if source.language:
+                out.metadata["language"] = source.language
+        return mapping
+
+    def write(self, pixels: np.ndarray, pts: int, rotation: int = 0) -> None:
+        if not self.rotation_set:
+            if rotation:
+                self.video.set_display_rotation(rotation)
+            self.rotation_set = True
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le" if pixels.dtype == np.uint16 else "rgb24")
+        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.info.matrix,
+                               dst_color_range=self.info.range, interpolation="BICUBIC")
+        frame.pts = pts
+        frame.time_base = self.video.time_base
+        self.container.mux(self.video.encode(frame))
+
+    def passthrough(self, packet) -> None:
+        entry = self.stream_map.get(packet.stream.index)
+        if entry is None:
+            return
+        how, out, resampler = entry
+        if how == "copy":
+            packet.stream = out
+            self.container.mux(packet)
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            self.warn("a damaged audio packet was skipped")
+            return
+        for frame in frames:
+            for converted in resampler.resample(frame):
+                converted.pts = None
+                self.container.mux(out.encode(converted))
+
+    def commit(self) -> None:
+        self.container.mux(self.video.encode(None))
+        for how, out, resampler in self.stream_map.values():
+            if how == "transcode":
+                for converted in resampler.resample(None) or []:
+                    self.container.mux(out.encode(converted))
+                self.container.mux(out.encode(None))
+        self.container.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001 - the file is removed whatever state the container is in
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class ImageSequenceSink:
+    """PNG frames (16-bit for deep input) into a folder or a ``%08d.png`` pattern; written into a
+    hidden folder first and moved into place on ``commit``."""
+
+    def __init__(self, path: Path, info: VideoInfo, overwrite: bool):
+        self.path, self.info = path, info
+        if path.suffix and not IMAGE_PATTERN.search(path.name):
+            raise HFDError(f"{path}: an image-sequence output is a folder or a pattern like frames/%08d.png")
+        self.folder = path if not IMAGE_PATTERN.search(path.name) else path.parent
+        self.pattern = "%08d.png" if self.folder == path else path.name
+        if not self.folder.parent.is_dir():
+            raise HFDError(f"{self.folder.parent}: output folder does not exist")
+        self.folder.mkdir(exist_ok=True)
+        if not overwrite and any(self.folder.glob(IMAGE_PATTERN.sub("*", self.pattern))):
+            raise HFDError(f"{self.folder}: holds frames already (use --overwrite to replace them)")
+        self.staging = Path(tempfile.mkdtemp(prefix=".hfdinterp-partial-", dir=self.folder))
+        self.count = 0
+
+    def write(self, pixels: np.ndarray, pts: int, rotation: int = 0) -> None:
+        scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+        self.count += 1
+        write_image(self.staging / (self.pattern % self.count), pixels.astype(np.float32) / scale,
+                    16 if pixels.dtype == np.uint16 else 8)
+
+    def passthrough(self, packet) -> None:
+        pass
+
+    def commit(self) -> None:
+        for file in sorted(self.staging.iterdir()):
+            os.replace(file, self.folder / file.name)
+        self.staging.rmdir()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def open_sink(path: Path, info: VideoInfo, rate: Fraction, time_base: Fraction, options: EncodeOptions,
+              overwrite: bool, warn):
+    if is_image_sequence(path) or (not path.suffix and not path.exists()):
+        return ImageSequenceSink(path, info, overwrite)
+    return VideoSink(path, info, rate, time_base, options, warn)
