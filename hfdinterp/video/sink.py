@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import HFDError
 from ..images import write_image
-from .source import IMAGE_PATTERN, VideoInfo, is_image_sequence
+from .source import COLOUR_CONVERSION, IMAGE_PATTERN, VideoInfo, is_image_sequence
 
 CODEC_ALIASES = {"x264": "libx264", "h264": "libx264", "avc": "libx264", "x265": "libx265", "hevc": "libx265",
                  "h265": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1", "prores": "prores_ks", "ffv1": "ffv1"}
@@ -65,8 +65,6 @@ def choose_pix_fmt(codec: av.Codec, info: VideoInfo, options: EncodeOptions, war
     wanted = info.pix_fmt if info.pix_fmt.startswith(("yuv", "gbr")) and "a" not in info.pix_fmt[3:5] else (
         "yuv444p10le" if deep else "yuv420p")
     wanted = wanted.replace("yuvj", "yuv")
-    if options.lossless and wanted.startswith(SUBSAMPLED):
-        wanted = "yuv444p10le" if deep else "yuv444p"
     if (info.width % 2 or info.height % 2) and wanted.startswith(SUBSAMPLED):
         warn(f"odd frame size {info.width}×{info.height}: encoding 4:4:4 chroma to keep every pixel")
         wanted = "yuv444p10le" if deep else "yuv444p"
@@ -107,6 +105,7 @@ class VideoSink:
                            "pick another --codec or output extension")
         stream = self.container.add_stream(self.codec.name, rate=rate)
         stream.width, stream.height = info.width, info.height
+        self.clock = time_base
         stream.time_base = time_base
         stream.codec_context.time_base = time_base  # frames are stamped on the exact clock, never rounded to 1/rate
         stream.pix_fmt = choose_pix_fmt(self.codec, info, options, self.warn)
@@ -172,9 +171,9 @@ class VideoSink:
             self.rotation_set = True
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le" if pixels.dtype == np.uint16 else "rgb24")
         frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.info.matrix,
-                               dst_color_range=self.info.range, interpolation="BICUBIC")
+                               dst_color_range=self.info.range, interpolation=COLOUR_CONVERSION)
         frame.pts = pts
-        frame.time_base = self.video.time_base
+        frame.time_base = self.clock  # not the stream's: the muxer may change that once it starts
         self.container.mux(self.video.encode(frame))
 
     def passthrough(self, packet) -> None:

@@ -19,7 +19,13 @@ import numpy as np
 from ..errors import HFDError
 from ..images import ENCODERS, read_image
 
+from av.video.reformatter import Interpolation
+
 UNSPECIFIED = 2  # AVCOL_*_UNSPECIFIED
+# One conversion for every frame, both ways: accurate rounding and full chroma resolution, so that
+# RGB → YUV → RGB returns the same colours (swscale's fast path drifts by about one level).
+COLOUR_CONVERSION = (Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+                     | Interpolation.FULL_CHR_H_INP)
 BT709, BT601 = 1, 6  # AVCOL_SPC_BT709, AVCOL_SPC_SMPTE170M
 RANGE_LIMITED, RANGE_FULL = 1, 2
 
@@ -139,30 +145,28 @@ class VideoSource:
         if frame.format.name.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "rgba", "bgra", "pal8", "gray")):
             return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
         rgb = frame.reformat(format="rgb48le" if deep else "rgb24", src_colorspace=self.info.matrix,
-                             src_color_range=self.info.range, interpolation="BICUBIC")
+                             src_color_range=self.info.range, interpolation=COLOUR_CONVERSION)
         return rgb.to_ndarray()
 
     def items(self) -> Iterator[Frame | Passthrough]:
         """Frames and packets in stream order; corrupt video data stops with an error."""
         index = 0
         streams = [self.stream] + self.info.streams
-        for packet in self.container.demux(streams):
-            if packet.stream.type != "video":
-                if packet.dts is not None:
-                    yield Passthrough(packet)
-                continue
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError as error:
-                raise HFDError(f"{self.path}: corrupt video data after frame {index} ({error.strerror or error}); "
-                               "stopped, no output written") from None
-            for frame in frames:
-                if self.info.rotation == 0 and frame.rotation:
-                    self.info.rotation = int(frame.rotation)
-                time = self._time(frame, index)
-                duration = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
-                yield Frame(index, time, self.to_rgb(frame), duration)
-                index += 1
+        try:
+            for packet in self.container.demux(streams):
+                if packet.stream.type != "video":
+                    if packet.dts is not None:
+                        yield Passthrough(packet)
+                    continue
+                for frame in packet.decode():
+                    if self.info.rotation == 0 and frame.rotation:
+                        self.info.rotation = int(frame.rotation)
+                    duration = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
+                    yield Frame(index, self._time(frame, index), self.to_rgb(frame), duration)
+                    index += 1
+        except av.error.FFmpegError as error:
+            raise HFDError(f"{self.path}: corrupt or unreadable video data after frame {index} "
+                           f"({error.strerror or error}); stopped, no output written") from None
 
     @property
     def time_base(self) -> Fraction:
