@@ -178,6 +178,133 @@ def video(
             json_report.write_text(text + "\n")
 
 
+@app.command()
+@user_errors
+def train(
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints (resumed if present) and train.log.")],
+    stage: Annotated[str, typer.Option(help="synthesizer, diffusion, joint, or all (the three in order).")] = "all",
+    steps: Annotated[str, typer.Option(help="Steps of the stage, or three comma-separated counts for 'all'.")] = "2000,3000,1500",
+    photos: Annotated[Optional[Path], typer.Option(help="Folder of photos for synthetic triplets with exact flow.")] = None,
+    footage: Annotated[Optional[Path], typer.Option(help="Folder of videos / frame folders (DIS pseudo flow).")] = None,
+    vimeo: Annotated[Optional[Path], typer.Option(help="Vimeo-90K triplet or septuplet root.")] = None,
+    preset: Annotated[str, typer.Option(help="Model preset: small or base.")] = "small",
+    init: Annotated[Optional[str], typer.Option(help="Start from weights (.safetensors) or a checkpoint (.ckpt).")] = None,
+    batch: Annotated[int, typer.Option(help="Samples per step (per GPU under torchrun).")] = 8,
+    crop: Annotated[int, typer.Option(help="Square training crop.")] = 128,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 1,
+    export_to: Annotated[Optional[Path], typer.Option("--export", help="Write the final EMA weights here.")] = None,
+) -> None:
+    """Train HFD's three stages (resumable; several GPUs with torchrun)."""
+    import time as clock
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .config import PRESETS
+    from .train.mixture import Mixture
+    from .train.stages import STAGES
+    from .train.trainer import export, train_stages
+
+    names = list(STAGES) if stage == "all" else [stage]
+    if any(name not in STAGES for name in names):
+        raise HFDError(f"unknown stage '{stage}' (use {', '.join(STAGES)} or all)")
+    if preset not in PRESETS:
+        raise HFDError(f"unknown preset '{preset}' (use {', '.join(PRESETS)})")
+    try:
+        counts = [int(n) for n in steps.split(",")]
+    except ValueError:
+        raise HFDError(f"--steps takes whole numbers, got '{steps}'") from None
+    if len(counts) != len(names):
+        raise HFDError(f"--steps needs {len(names)} count(s) for --stage {stage}")
+    sources = []
+    try:
+        if photos:
+            from .train.synthetic import SyntheticConfig, SyntheticTriplets, load_photos
+            sources.append(SyntheticTriplets(load_photos(photos), SyntheticConfig(size=crop)))
+        if footage:
+            from .train.real import FootageTriplets
+            sources.append(FootageTriplets(footage, crop=crop))
+        if vimeo:
+            from .train.real import Vimeo90K
+            sources.append(Vimeo90K(vimeo, crop=crop))
+        dataset = Mixture(sources)
+    except (ValueError, ImportError, OSError) as error:
+        raise HFDError(str(error)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = open(out / "train.log", "a")
+
+    def log(line: str) -> None:
+        log_file.write(f"{clock.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        log_file.flush()
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        tasks = {}
+
+        def on_progress(report) -> None:
+            key = report.stage
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{report.stage} ({len(tasks) + 1}/{len(names)})", total=report.total, loss=0.0, rate=0.0)
+            bar.update(tasks[key], completed=report.step, loss=report.loss, rate=report.samples_per_second)
+
+        checkpoint = train_stages(dict(zip(names, counts)), str(out), dataset, log, on_progress=on_progress,
+                                  init=init, preset=preset, batch_size=batch, workers=workers)
+    if export_to:
+        export(checkpoint, export_to)
+        console.print(f"exported {export_to}")
+
+
+@app.command("export")
+@user_errors
+def export_weights(
+    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (.ckpt).")],
+    output: Annotated[Path, typer.Argument(help="The weights file to write (.safetensors).")],
+) -> None:
+    """Write a checkpoint's EMA weights as a safetensors file with the config inside."""
+    from .train.trainer import export
+
+    if not checkpoint.is_file():
+        raise HFDError(f"{checkpoint}: no such checkpoint")
+    export(checkpoint, output)
+    print(output)
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    root: Annotated[Path, typer.Argument(help="Folder of <set>/<case>/{i0,gt,i1}.png triplets.")],
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    steps: StepsOption = 6,
+    seed: SeedOption = 0,
+    json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores as JSON here.")] = None,
+) -> None:
+    """Score the model on triplets with the true middle frame: PSNR and SSIM per set."""
+    import json
+
+    from rich.table import Table
+
+    from .interpolate import load_interpolator
+    from .train.evaluate import evaluate_folder, find_cases
+
+    if not root.is_dir():
+        raise HFDError(f"{root}: not a folder")
+    if not find_cases(root):
+        raise HFDError(f"{root}: no <case>/{{i0,gt,i1}} triplets found")
+    interpolator = load_interpolator(weights, device, precision, steps)
+    with console.status("scoring") as status:
+        results = evaluate_folder(interpolator, root, seed,
+                                  on_case=lambda s, c, score: status.update(f"{s}/{c}: {score['psnr']:.2f} dB"))
+    table = Table("set", "cases", "PSNR dB ↑", "SSIM ↑")
+    for name, score in results.items():
+        table.add_row(name, str(score["count"]), f"{score['psnr']:.2f}", f"{score['ssim']:.3f}")
+    Console().print(table)
+    if json_report:
+        json_report.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main() -> None:
     try:
         app()

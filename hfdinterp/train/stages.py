@@ -50,15 +50,16 @@ def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage:
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
 
-def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage):
-    """Pick a level and a t inside its segment, noise the true flow, predict x̂_0, L1."""
+def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, level: int | None = None):
+    """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1."""
     config = model.config.diffusion
     scale = config.flow_scale
     with torch.no_grad():
         features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
     device = batch["flow"].device
     batch_size = batch["flow"].shape[0]
-    level = int(torch.randint(len(LEVEL_FACTORS), (1,), generator=generator))
+    drawn = int(torch.randint(len(LEVEL_FACTORS), (1,), generator=generator))
+    level = drawn if level is None else level
     top, bottom = level_segments(config)[level]
     low = bottom + 1 if level < len(LEVEL_FACTORS) - 1 else 0
     steps = torch.randint(low, top + 1, (batch_size,), generator=generator)

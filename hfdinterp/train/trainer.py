@@ -33,6 +33,7 @@ class TrainConfig:
     batch_size: int = 8
     learning_rate: float | None = None  # default: the stage's
     ema_decay: float = 0.995
+    warmup_steps: int = 100
     checkpoint_every: int = 200
     seed: int = 0
     workers: int = 1
@@ -40,6 +41,7 @@ class TrainConfig:
 
 @dataclass
 class Progress:
+    stage: str
     step: int
     total: int
     loss: float
@@ -127,13 +129,15 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
         if log:
             log(f"resumed {checkpoint} at step {step}")
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)
+    if checkpoint.exists() and "generator" in state and world == 1:
+        generator.set_state(state["generator"])
     base_lr = optimizer.param_groups[0]["lr"] if not checkpoint.exists() else (config.learning_rate or stage.learning_rate)
 
     def save():
         if rank == 0:
             state = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "step": step, "stage": stage.name, "config": model.config.to_json(), "train": asdict(config)}
+                     "step": step, "stage": stage.name, "generator": generator.get_state(), "config": model.config.to_json(), "train": asdict(config)}
             tmp = checkpoint.with_suffix(".ckpt.part")
             torch.save(state, tmp)
             os.replace(tmp, checkpoint)
@@ -144,7 +148,7 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         progress_fraction = step / max(1, config.steps)
         for group in optimizer.param_groups:  # short warm-up, then cosine decay to 10 %
-            warm = min(1.0, (step + 1) / 100)
+            warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
             group["lr"] = base_lr * warm * (0.55 + 0.45 * torch.cos(torch.tensor(progress_fraction * 3.14159)).item())
         loss, metrics = STAGE_LOSSES[stage.name](ddp if world == 1 else ddp.module, batch, generator, stage)
         optimizer.zero_grad(set_to_none=True)
@@ -158,7 +162,7 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
         elapsed = time.time() - started
         rate = (step - first_step) * config.batch_size * world / max(elapsed, 1e-9)
         left = (config.steps - step) * config.batch_size * world / max(rate, 1e-9)
-        report = Progress(step, config.steps, loss.item(), metrics, rate, left, finished=step == config.steps)
+        report = Progress(stage.name, step, config.steps, loss.item(), metrics, rate, left, finished=step == config.steps)
         if on_progress and rank == 0:
             on_progress(report)
         if log and rank == 0 and (step % 20 == 0 or report.finished):

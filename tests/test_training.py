@@ -1,0 +1,164 @@
+"""Training: exact synthetic flow, each stage learns, checkpoints resume, export round-trips."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from hfdinterp import load_weights
+from hfdinterp.train.evaluate import psnr, ssim
+from hfdinterp.train.synthetic import SyntheticConfig, SyntheticTriplets
+from hfdinterp.train.trainer import TrainConfig, export, train
+from hfdinterp.warp import backward_warp
+from hfdinterp.video.testclip import scene
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Stand-ins for real photos: generated textures (no test may need ../shared/data)."""
+    return [torch.from_numpy((scene(200, 150, i, i % 2) * 255).astype(np.uint8)).permute(2, 0, 1).contiguous()
+            for i in range(4)]
+
+
+def _inside(flow, size):
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    ok = torch.ones(size, size, dtype=torch.bool)
+    for dx, dy in ((flow[0], flow[1]), (flow[2], flow[3])):
+        ok &= (xs + dx > 1) & (xs + dx < size - 2) & (ys + dy > 1) & (ys + dy < size - 2)
+    return ok
+
+
+def test_synthetic_flow_is_exact_without_occlusion(photos):
+    """A background layer only: nothing is occluded, so both warps reproduce I_t wherever they land
+    inside the frame (what differs is bilinear resampling)."""
+    data = SyntheticTriplets(photos, SyntheticConfig(size=64, layers=(0, 0), noise=0, brightness=0), seed=3)
+    for index in range(4):
+        item = data[index]
+        clean, flow = item["clean"], item["flow"]
+        inside = _inside(flow, 64)
+        assert inside.float().mean() > 0.3
+        for frame, part in ((clean[0:1], flow[None, 0:2]), (clean[2:3], flow[None, 2:4])):
+            error = (backward_warp(frame, part)[0] - clean[1]).abs().mean(0)[inside]
+            assert error.median() < 0.005 and (error < 0.03).float().mean() > 0.97, error.median()
+        right = (backward_warp(clean[0:1], flow[None, 0:2])[0] - clean[1]).abs().mean(0)[inside]
+        wrong = (backward_warp(clean[0:1], flow[None, 0:2] + 3)[0] - clean[1]).abs().mean(0)[inside]
+        assert wrong.mean() > 3 * right.mean()  # the check can tell a right flow from a wrong one
+
+
+def test_synthetic_flow_with_layers_reproduces_most_pixels(photos):
+    data = SyntheticTriplets(photos, SyntheticConfig(size=64, noise=0, brightness=0), seed=3)
+    for index in range(4):
+        item = data[index]
+        clean, flow = item["clean"], item["flow"][None]
+        error0 = (backward_warp(clean[0:1], flow[:, 0:2])[0] - clean[1]).abs().mean(0)
+        error1 = (backward_warp(clean[2:3], flow[:, 2:4])[0] - clean[1]).abs().mean(0)
+        assert torch.minimum(error0, error1).median() < 0.01  # occluded at most on one side mostly
+        assert 0 < float(item["time"]) < 1
+
+
+def test_synthetic_items_are_reproducible_and_move(photos):
+    data = SyntheticTriplets(photos, SyntheticConfig(size=64))
+    assert torch.equal(data[5]["image0"], data[5]["image0"])
+    magnitudes = [float(data[i]["flow"].abs().max()) for i in range(12)]
+    assert max(magnitudes) > 10  # some large motion
+    assert not torch.equal(data[1]["image0"], data[2]["image0"])
+
+
+class Repeat(Dataset):
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return 10 ** 6
+
+    def __getitem__(self, index):
+        return self.items[index % len(self.items)]
+
+
+@pytest.fixture(scope="module")
+def fixed_data(photos):
+    data = SyntheticTriplets(photos, SyntheticConfig(size=64, noise=0))
+    return Repeat([{k: v for k, v in data[i].items() if k != "clean"} for i in range(4)])
+
+
+@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "joint"])
+def test_each_stage_lowers_its_loss(stage, fixed_data, tmp_path):
+    from torch.utils.data import default_collate
+
+    from hfdinterp import HFD, PRESETS
+    from hfdinterp.config import HFDConfig
+    from hfdinterp.train.stages import STAGE_LOSSES, STAGES
+
+    batch = default_collate([fixed_data[i] for i in range(4)])
+
+    extra = {"level": 0} if stage == "diffusion" else {}  # 1/16, where the estimate starts at zero
+
+    def measured(model):  # the stage's loss on a fixed batch with fixed levels, times and noise
+        with torch.no_grad():
+            return np.mean([STAGE_LOSSES[stage](model, batch, torch.Generator().manual_seed(s), STAGES[stage],
+                                                **extra)[0].item() for s in range(8)])
+
+    torch.manual_seed(0)
+    before = measured(HFD(PRESETS["tiny"]).eval())
+    torch.manual_seed(0)
+    config = TrainConfig(stage=stage, steps=40, out=str(tmp_path), preset="tiny", batch_size=4, workers=0,
+                         checkpoint_every=1000, learning_rate=3e-3, warmup_steps=1)
+    state = torch.load(train(config, fixed_data), weights_only=False)
+    trained = HFD(HFDConfig.from_json(state["config"]))
+    trained.load_state_dict(state["model"])
+    after = measured(trained.eval())
+    assert after < 0.95 * before, (before, after)
+
+
+def test_checkpoint_resumes_to_the_same_state(fixed_data, tmp_path):
+    common = dict(stage="synthesizer", preset="tiny", batch_size=2, workers=0, checkpoint_every=3)
+    straight = tmp_path / "straight"
+    torch.manual_seed(0)
+    train(TrainConfig(steps=6, out=str(straight), **common), fixed_data)
+    resumed = tmp_path / "resumed"
+    torch.manual_seed(0)
+
+    def kill(progress):
+        if progress.step == 3:  # just after the checkpoint of step 3
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(steps=6, out=str(resumed), **common), fixed_data, on_progress=kill)
+    torch.manual_seed(123)  # whatever the global state, the run continues where it stopped
+    train(TrainConfig(steps=6, out=str(resumed), **common), fixed_data)
+    a = torch.load(straight / "synthesizer.ckpt", weights_only=False)
+    b = torch.load(resumed / "synthesizer.ckpt", weights_only=False)
+    assert a["step"] == b["step"] == 6
+    for name in a["model"]:
+        assert torch.allclose(a["model"][name], b["model"][name], atol=1e-6), name
+        assert torch.allclose(a["ema"][name], b["ema"][name], atol=1e-6), name
+
+
+def test_export_then_load_gives_the_same_outputs(fixed_data, tmp_path):
+    torch.manual_seed(0)
+    checkpoint = train(TrainConfig(stage="synthesizer", steps=2, out=str(tmp_path), preset="tiny", batch_size=2,
+                                   workers=0), fixed_data)
+    export(checkpoint, tmp_path / "w.safetensors")
+    loaded = load_weights(tmp_path / "w.safetensors")
+    from hfdinterp import HFD
+    from hfdinterp.config import HFDConfig
+    state = torch.load(checkpoint, weights_only=False)
+    ema = HFD(HFDConfig.from_json(state["config"]))
+    ema.load_state_dict(state["ema"])
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a = ema.eval()(image, image.roll(2, -1), torch.tensor([0.5]), torch.Generator().manual_seed(0))["image"]
+        b = loaded(image, image.roll(2, -1), torch.tensor([0.5]), torch.Generator().manual_seed(0))["image"]
+    assert torch.equal(a, b)
+
+
+def test_scores():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert psnr(image, image) == float("inf")
+    noisy = np.clip(image.astype(int) + 5, 0, 255).astype(np.uint8)
+    expected = 10 * np.log10(255 ** 2 / np.mean((noisy.astype(float) - image) ** 2))
+    assert psnr(noisy, image) == pytest.approx(expected)
+    assert ssim(image, image) == pytest.approx(1.0)
+    assert ssim(noisy, image) < 1.0
+    assert ssim(255 - image, image) < 0.2
