@@ -211,3 +211,17 @@ def test_interrupt_leaves_no_file(clip, tmp_path, tiny_weights):
     with pytest.raises(KeyboardInterrupt):
         interpolate_video(load_interpolator(tiny_weights), VideoRequest(clip, out, batch=1), on_progress=stop)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rotation_language_and_streams_without_timestamps(tmp_path, tiny_weights):
+    rotated = make_test_clip(tmp_path / "rot.mp4", 64, 48, frames=4, rotation=90, language="fra")
+    out = tmp_path / "rot_out.mp4"
+    assert run("video", rotated, out, "-w", tiny_weights, "-q").exit_code == 0
+    with av.open(str(out)) as container:
+        assert next(container.decode(video=0)).rotation == 90
+        assert container.streams.audio[0].language == "fra"
+    raw = make_test_clip(tmp_path / "raw.h264", 64, 48, frames=5, audio=False)  # no container, no timestamps
+    out = tmp_path / "raw_out.mp4"
+    result = run("video", raw, out, "-w", tiny_weights, "-q")
+    assert result.exit_code == 0, result.output
+    assert len(decode(out)[0]) == 10

@@ -188,7 +188,7 @@ def interpolate_video(interpolator: Interpolator | Callable[[], Interpolator], r
                     sink.passthrough(item.packet)
                 else:
                     pixels, pts = item
-                    sink.write(pixels, pts, info.rotation)
+                    sink.write(pixels, pts)
                     written["count"] += 1
 
         reader, writer = _Threaded(read), _Threaded(write)

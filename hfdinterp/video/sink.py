@@ -133,9 +133,10 @@ class VideoSink:
         context.color_trc = info.color_trc
         if info.language:
             stream.metadata["language"] = info.language
+        if info.rotation:  # frames stay as stored; the player rotates them, as it did the input
+            stream.set_display_rotation(info.rotation)
         self.video = stream
         self.pix_fmt = stream.pix_fmt
-        self.rotation_set = False
 
     def _add_streams(self) -> dict:
         mapping = {}
@@ -164,11 +165,7 @@ class VideoSink:
                 out.metadata["language"] = source.language
         return mapping
 
-    def write(self, pixels: np.ndarray, pts: int, rotation: int = 0) -> None:
-        if not self.rotation_set:
-            if rotation:
-                self.video.set_display_rotation(rotation)
-            self.rotation_set = True
+    def write(self, pixels: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le" if pixels.dtype == np.uint16 else "rgb24")
         frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.info.matrix,
                                dst_color_range=self.info.range, interpolation=COLOUR_CONVERSION)
@@ -231,7 +228,7 @@ class ImageSequenceSink:
         self.staging = Path(tempfile.mkdtemp(prefix=".hfdinterp-partial-", dir=self.folder))
         self.count = 0
 
-    def write(self, pixels: np.ndarray, pts: int, rotation: int = 0) -> None:
+    def write(self, pixels: np.ndarray, pts: int) -> None:
         scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
         self.count += 1
         write_image(self.staging / (self.pattern % self.count), pixels.astype(np.float32) / scale,

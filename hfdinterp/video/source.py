@@ -132,13 +132,26 @@ class VideoSource:
         if alpha:
             self.warnings.append("the input's alpha channel is dropped (video alpha is not carried)")
         streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")] if self.with_streams else []
+        rotation = self._first_frame_rotation()
         return VideoInfo(
+            rotation=rotation,
             width=context.width, height=context.height, rate=Fraction(rate), duration=duration,
             frame_count=stream.frames or None, bit_depth=max(c.bits for c in fmt.components), has_alpha=alpha,
             pix_fmt=pix_fmt, colorspace=int(context.colorspace), color_range=int(context.color_range),
             color_primaries=int(context.color_primaries), color_trc=int(context.color_trc),
             language=stream.language, codec=context.name, streams=streams,
         )
+
+    def _first_frame_rotation(self) -> int:
+        """The display rotation, read off the first frame by a separate peek (the output's header,
+        which carries it, may be written before the pipeline decodes its first frame)."""
+        try:
+            with av.open(str(self.path), metadata_errors="ignore") as peek:
+                for frame in peek.decode(video=0):
+                    return int(frame.rotation or 0)
+        except av.error.FFmpegError:
+            pass
+        return 0
 
     def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         deep = self.info.bit_depth > 8
@@ -159,8 +172,6 @@ class VideoSource:
                         yield Passthrough(packet)
                     continue
                 for frame in packet.decode():
-                    if self.info.rotation == 0 and frame.rotation:
-                        self.info.rotation = int(frame.rotation)
                     duration = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
                     yield Frame(index, self._time(frame, index), self.to_rgb(frame), duration)
                     index += 1

@@ -30,7 +30,8 @@ def scene(width: int, height: int, index: int, variant: int = 0) -> np.ndarray:
 
 def make_test_clip(path: str | Path, width: int = 96, height: int = 64, frames: int = 12,
                    rate: Fraction | int = 24, audio: bool = True, bit_depth: int = 8, cut_at: int | None = None,
-                   vfr: bool = False, codec: str = "libx264", crf: int = 12) -> Path:
+                   vfr: bool = False, codec: str = "libx264", crf: int = 12, rotation: int = 0,
+                   language: str | None = None) -> Path:
     """Write a clip; with ``cut_at``, frames from that index on show a different scene."""
     path = Path(path)
     rate = Fraction(rate)
@@ -49,10 +50,14 @@ def make_test_clip(path: str | Path, width: int = 96, height: int = 64, frames: 
         video.codec_context.color_range = 1
         time_base = Fraction(1, int(rate.numerator * 4))
         video.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
         stream_audio = None
         if audio:
             stream_audio = container.add_stream("aac", rate=48000)
             stream_audio.layout = "mono"
+            if language:
+                stream_audio.metadata["language"] = language
         pts = 0
         for index in range(frames):
             variant = 1 if cut_at is not None and index >= cut_at else 0
@@ -63,7 +68,8 @@ def make_test_clip(path: str | Path, width: int = 96, height: int = 64, frames: 
             frame = frame.reformat(format=video.pix_fmt, dst_colorspace=1, dst_color_range=1)
             frame.pts = pts
             frame.time_base = time_base
-            container.mux(video.encode(frame))
+            for packet in video.encode(frame):
+                container.mux(packet)
             step = 1 / rate / time_base
             pts += int(step * (2 if vfr and index % 3 == 2 else 1))
         container.mux(video.encode(None))
