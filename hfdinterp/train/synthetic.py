@@ -47,6 +47,7 @@ class SyntheticConfig:
     max_motion: float = 0.3  # largest translation between I0 and I1, as a fraction of ``size``
     noise: float = 0.02  # largest Gaussian noise std
     brightness: float = 0.05  # largest per-frame gain change
+    blur: float = 0.2  # share of triplets softened by a camera blur (the same on all three frames)
 
 
 def _affine(params: torch.Tensor, center: float) -> torch.Tensor:
@@ -70,6 +71,17 @@ def _sample(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     h, w = image.shape[-2:]
     grid = torch.stack(((2 * points[..., 0] + 1) / w - 1, (2 * points[..., 1] + 1) / h - 1), -1)
     return F.grid_sample(image[None], grid[None], mode="bilinear", padding_mode="border", align_corners=False)[0]
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, round(2 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-offsets ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    horizontal = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(horizontal, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
 
 
 class SyntheticTriplets(Dataset):
@@ -160,6 +172,9 @@ class SyntheticTriplets(Dataset):
                     visible = alpha > 0.5
                     flow = torch.where(visible, torch.cat((to0, to1), -1).permute(2, 0, 1), flow)
 
+        if float(torch.rand(1, generator=rng)) < c.blur:  # defocus: blur all three alike, flow stays exact
+            sigma = 0.5 + float(torch.rand(1, generator=rng))
+            frames = _gaussian_blur(frames, sigma)
         clean = frames.clone()
         gains = 1 + (torch.rand(3, 1, 1, 1, generator=rng) - 0.5) * 2 * c.brightness
         noise_std = float(torch.rand(1, generator=rng)) * c.noise
