@@ -76,3 +76,12 @@ def test_device_and_precision_choice():
     if not torch.cuda.is_available():
         with pytest.raises(HFDError):
             pick_device("cuda")
+
+
+def test_half_precision_path_agrees_with_fp32(tiny_model):
+    """The autocast path CUDA uses by default, exercised with bf16 on the CPU."""
+    a, b = moving_square(40, 56), moving_square(40, 56, 4)
+    full = Interpolator(tiny_model, torch.device("cpu"), torch.float32).interpolate(a, b, seed=1)
+    half = Interpolator(tiny_model, torch.device("cpu"), torch.bfloat16).interpolate(a, b, seed=1)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    assert np.abs(half - full).mean() < 0.02
