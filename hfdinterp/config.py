@@ -19,6 +19,7 @@ class DenoiserConfig:
     width: int = 32  # U-Net channels at the level's own resolution
     mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per U-Net stage (len-1 downsamplings)
     time_dim: int = 64  # sinusoidal embedding size for the diffusion step and the target time
+    corr_radius: int = 4  # local correlation of the two warped feature maps, ±radius feature pixels
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ PRESETS: dict[str, HFDConfig] = {
     # For tests only: as small as the architecture allows.
     "tiny": HFDConfig(
         encoder=EncoderConfig(widths=(4, 6, 8, 8)),
-        denoiser=DenoiserConfig(width=8, mults=(1, 2), time_dim=16),
+        denoiser=DenoiserConfig(width=8, mults=(1, 2), time_dim=16, corr_radius=1),
         synthesizer=SynthesizerConfig(widths=(4, 6, 8, 8)),
     ),
 }

@@ -4,7 +4,8 @@ At level ℓ (0 = 1/16, 1 = 1/8, 2 = 1/4) it sees
   * the noisy flow x_t (scaled units) through the level's *flow projector*,
   * the features of both frames, the same features warped by the current estimate of the flow
     (self-conditioning: the upsampled coarser result, then the level's own last x̂_0), their absolute
-    difference and the estimate itself, through the level's *feature projector*,
+    difference, the local correlation of the two warped maps (the evidence for the remaining motion)
+    and the estimate itself, through the level's *feature projector*,
   * the diffusion step t and the target time τ as an embedding,
 and predicts x̂_0 as the estimate plus a correction from the level's *output head*.
 """
@@ -12,6 +13,7 @@ and predicts x̂_0 as the estimate plus a correction from the level's *output he
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import DenoiserConfig
@@ -19,6 +21,17 @@ from .layers import ResBlock, sinusoidal_embedding
 from .warp import warp_bilateral
 
 LEVEL_PIXEL_SCALES = (16, 8, 4)  # full-resolution pixels per feature pixel, coarse to fine
+
+
+def local_correlation(feature0: torch.Tensor, feature1: torch.Tensor, radius: int) -> torch.Tensor:
+    """Cosine similarity of feature0(x) with feature1(x + d) for every d in [−r, r]²:
+    (B, C, h, w) × 2 -> (B, (2r+1)², h, w)."""
+    feature0 = F.normalize(feature0, dim=1)
+    feature1 = F.pad(F.normalize(feature1, dim=1), (radius,) * 4)
+    height, width = feature0.shape[-2:]
+    size = 2 * radius + 1
+    return torch.cat([(feature0 * feature1[..., dy:dy + height, dx:dx + width]).sum(1, keepdim=True)
+                      for dy in range(size) for dx in range(size)], dim=1)
 
 
 class SharedUNet(nn.Module):
@@ -56,7 +69,10 @@ class FlowDenoiser(nn.Module):
         self.time_dim = config.time_dim
         self.embed = nn.Sequential(nn.Linear(2 * config.time_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.flow_projectors = nn.ModuleList(nn.Conv2d(4, width, 3, 1, 1) for _ in feature_widths)
-        self.feature_projectors = nn.ModuleList(nn.Conv2d(5 * c + 4, width, 3, 1, 1) for c in feature_widths)
+        self.corr_radius = config.corr_radius
+        corr_channels = (2 * config.corr_radius + 1) ** 2
+        self.feature_projectors = nn.ModuleList(nn.Conv2d(5 * c + 4 + corr_channels, width, 3, 1, 1)
+                                                for c in feature_widths)
         self.unet = SharedUNet(width, config.mults, embed_dim)
         self.heads = nn.ModuleList(nn.Conv2d(width, 4, 3, 1, 1) for _ in feature_widths)
         for head in self.heads:  # start as "the estimate is right": a calm beginning for training
@@ -74,7 +90,9 @@ class FlowDenoiser(nn.Module):
         time: torch.Tensor,  # (B,) target time τ in (0, 1)
     ) -> torch.Tensor:
         warped0, warped1 = warp_bilateral(feature0, feature1, estimate * self.flow_scale, LEVEL_PIXEL_SCALES[level])
-        condition = torch.cat((feature0, feature1, warped0, warped1, (warped0 - warped1).abs(), estimate), dim=1)
+        correlation = local_correlation(warped0, warped1, self.corr_radius)  # (B, (2r+1)², h, w)
+        condition = torch.cat((feature0, feature1, warped0, warped1, (warped0 - warped1).abs(), correlation,
+                               estimate), dim=1)
         embedding = self.embed(torch.cat((
             sinusoidal_embedding(step, self.time_dim),
             sinusoidal_embedding(time * 1000, self.time_dim),

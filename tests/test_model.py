@@ -85,3 +85,15 @@ def test_half_precision_path_agrees_with_fp32(tiny_model):
     half = Interpolator(tiny_model, torch.device("cpu"), torch.bfloat16).interpolate(a, b, seed=1)
     assert half.dtype == np.float32 and half.shape == full.shape
     assert np.abs(half - full).mean() < 0.02
+
+
+def test_local_correlation_peaks_at_the_true_shift():
+    from hfdinterp.denoiser import local_correlation
+
+    features = torch.rand(1, 8, 12, 14)
+    shifted = torch.roll(features, shifts=(1, -2), dims=(2, 3))  # feature1(x + d) = feature0(x) for d = (-2, 1)
+    correlation = local_correlation(features, shifted, radius=2)  # (1, 25, 12, 14)
+    best = correlation[0, :, 6, 7].argmax().item()
+    dy, dx = divmod(best, 5)
+    assert (dx - 2, dy - 2) == (-2, 1)
+    assert correlation.shape == (1, 25, 12, 14) and correlation.max() <= 1 + 1e-5
