@@ -98,7 +98,8 @@ def download_weights(
         table = Table("name", "present", "size", "description")
         for entry in KNOWN_WEIGHTS.values():
             where = bundled_path(entry.name) if entry.bundled and bundled_path(entry.name).is_file() else cached_path(entry)
-            table.add_row(entry.name, str(where) if where else "no", f"{entry.size / 1e6:.1f} MB", entry.description)
+            where = where or ("no" if entry.published else "no (not published yet)")
+            table.add_row(entry.name, str(where), f"{entry.size / 1e6:.1f} MB", entry.description)
         Console().print(table)
         return
     entry = KNOWN_WEIGHTS.get(name)

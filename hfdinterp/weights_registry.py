@@ -31,6 +31,7 @@ class KnownWeights:
     size: int  # bytes
     description: str
     bundled: bool = False  # shipped inside the package
+    published: bool = True  # uploaded to the Hub at ``revision``; never list a download that isn't there
 
 
 KNOWN_WEIGHTS: dict[str, KnownWeights] = {
@@ -39,7 +40,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.1.0", filename="hfd-small.safetensors",
             sha256="__SMALL_SHA256__", size=0,
-            description="small preset, CPU-friendly; bundled with the package", bundled=True,
+            description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
 }
@@ -97,6 +98,9 @@ def download(entry: KnownWeights, force: bool = False) -> Path:
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
+    if not entry.published:
+        raise HFDError(f"{entry.name} is not published on the Hub yet"
+                       + (" (it is bundled with hfdinterp: nothing to download)" if entry.bundled else ""))
     if _offline():
         path = cached_path(entry)
         if path is None:

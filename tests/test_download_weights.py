@@ -82,3 +82,13 @@ def test_offline_without_cache_and_unknown_name(monkeypatch):
     assert result.exit_code == 1 and "unknown weights" in result.output
     result = runner.invoke(app, ["pair", "a.png", "b.png", "--weights", "hfd-test"])
     assert result.exit_code == 1
+
+
+def test_unpublished_weights_are_not_fetched(monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setitem(weights_registry.KNOWN_WEIGHTS, "hfd-draft", replace(ENTRY, name="hfd-draft", published=False))
+    result = runner.invoke(app, ["download-weights", "hfd-draft", "--force"])
+    assert result.exit_code == 1 and "not published on the Hub yet" in result.output
+    listing = runner.invoke(app, ["download-weights", "--list"])
+    assert "not published" in listing.stdout
