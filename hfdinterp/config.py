@@ -19,7 +19,7 @@ class DenoiserConfig:
     width: int = 32  # U-Net channels at the level's own resolution
     mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per U-Net stage (len-1 downsamplings)
     time_dim: int = 64  # sinusoidal embedding size for the diffusion step and the target time
-    corr_radius: int = 4  # local correlation of the two warped feature maps, ±radius feature pixels
+    corr_radius: int = 4  # local correlation of the two warped feature maps, ±radius feature pixels; 0: none
 
 
 @dataclass(frozen=True)

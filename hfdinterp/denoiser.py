@@ -70,7 +70,7 @@ class FlowDenoiser(nn.Module):
         self.embed = nn.Sequential(nn.Linear(2 * config.time_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.flow_projectors = nn.ModuleList(nn.Conv2d(4, width, 3, 1, 1) for _ in feature_widths)
         self.corr_radius = config.corr_radius
-        corr_channels = (2 * config.corr_radius + 1) ** 2
+        corr_channels = (2 * config.corr_radius + 1) ** 2 if config.corr_radius > 0 else 0
         self.feature_projectors = nn.ModuleList(nn.Conv2d(5 * c + 4 + corr_channels, width, 3, 1, 1)
                                                 for c in feature_widths)
         self.unet = SharedUNet(width, config.mults, embed_dim)
@@ -90,9 +90,10 @@ class FlowDenoiser(nn.Module):
         time: torch.Tensor,  # (B,) target time τ in (0, 1)
     ) -> torch.Tensor:
         warped0, warped1 = warp_bilateral(feature0, feature1, estimate * self.flow_scale, LEVEL_PIXEL_SCALES[level])
-        correlation = local_correlation(warped0, warped1, self.corr_radius)  # (B, (2r+1)², h, w)
-        condition = torch.cat((feature0, feature1, warped0, warped1, (warped0 - warped1).abs(), correlation,
-                               estimate), dim=1)
+        parts = [feature0, feature1, warped0, warped1, (warped0 - warped1).abs()]
+        if self.corr_radius > 0:
+            parts.append(local_correlation(warped0, warped1, self.corr_radius))  # (B, (2r+1)², h, w)
+        condition = torch.cat(parts + [estimate], dim=1)
         embedding = self.embed(torch.cat((
             sinusoidal_embedding(step, self.time_dim),
             sinusoidal_embedding(time * 1000, self.time_dim),

@@ -39,7 +39,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     for entry in (
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.1.0", filename="hfd-small.safetensors",
-            sha256="__SMALL_SHA256__", size=0,
+            sha256="bac355067d7b9af8b29adbdb8dedcdbb6035bbb8f5e535b8b0ad5534f27c2c46", size=3654640,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
