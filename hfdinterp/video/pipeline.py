@@ -11,6 +11,7 @@ window's last frame carries its features over to the next window.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time as clock
@@ -19,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+import av
 import numpy as np
 import torch
 
@@ -90,7 +92,6 @@ def check_paths(request: VideoRequest) -> None:
     parent = target.parent if not target.is_dir() else target
     if not parent.exists():
         raise HFDError(f"{parent}: output folder does not exist")
-    import os
     if not os.access(parent, os.W_OK):
         raise HFDError(f"{parent}: output folder is not writable")
     if request.cut_fill not in CUT_FILLS:
@@ -241,7 +242,7 @@ def interpolate_video(interpolator: Interpolator | Callable[[], Interpolator], r
             encoded.put(_END) if not encoded.full() else None
             writer.thread.join(timeout=5)
             sink.abort()
-            if isinstance(error, (av_errors())):
+            if isinstance(error, av.error.FFmpegError):
                 raise HFDError(f"encoding failed: {getattr(error, 'strerror', None) or error}") from None
             raise
         finally:
@@ -261,11 +262,6 @@ def interpolate_video(interpolator: Interpolator | Callable[[], Interpolator], r
         frames_per_second=engine.frames_out / max(elapsed, 1e-9), width=info.width, height=info.height,
         warnings=warnings,
     )
-
-
-def av_errors():
-    import av
-    return (av.error.FFmpegError,)
 
 
 def _rate(rate: Fraction) -> str:
