@@ -94,7 +94,8 @@ def _batches(dataset: Dataset, config: TrainConfig, start_step: int, rank: int, 
     while True:
         first = start_step * per_step + rank * config.batch_size
         indices = list(range(first, first + config.batch_size))
-        loader = DataLoader(torch.utils.data.Subset(dataset, _window(indices, per_step, 64)),
+        window = [i % len(dataset) for i in _window(indices, per_step, 64)]  # finite sets wrap around
+        loader = DataLoader(torch.utils.data.Subset(dataset, window),
                             batch_size=config.batch_size, num_workers=config.workers)
         for batch in loader:
             yield batch
