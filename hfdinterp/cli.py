@@ -183,8 +183,9 @@ def video(
 @user_errors
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints (resumed if present) and train.log.")],
-    stage: Annotated[str, typer.Option(help="synthesizer, diffusion, joint, or all (the three in order).")] = "all",
-    steps: Annotated[str, typer.Option(help="Steps of the stage, or three comma-separated counts for 'all'.")] = "2000,3000,1500",
+    stage: Annotated[str, typer.Option(help="synthesizer, matching, diffusion, joint; 'all' = synthesizer,matching,joint "
+                                       "(ours); 'paper' = synthesizer,diffusion,joint.")] = "all",
+    steps: Annotated[str, typer.Option(help="Steps of the stage, or three comma-separated counts for 'all'/'paper'.")] = "2000,4000,600",
     photos: Annotated[Optional[Path], typer.Option(help="Folder of photos for synthetic triplets with exact flow.")] = None,
     footage: Annotated[Optional[Path], typer.Option(help="Folder of videos / frame folders (DIS pseudo flow).")] = None,
     vimeo: Annotated[Optional[Path], typer.Option(help="Vimeo-90K triplet or septuplet root.")] = None,
@@ -204,12 +205,12 @@ def train(
 
     from .config import PRESETS
     from .train.mixture import Mixture
-    from .train.stages import STAGES
+    from .train.stages import PAPER_RECIPE, RECIPE, STAGES
     from .train.trainer import export, train_stages
 
-    names = list(STAGES) if stage == "all" else [stage]
+    names = list({"all": RECIPE, "paper": PAPER_RECIPE}.get(stage, (stage,)))
     if any(name not in STAGES for name in names):
-        raise HFDError(f"unknown stage '{stage}' (use {', '.join(STAGES)} or all)")
+        raise HFDError(f"unknown stage '{stage}' (use {', '.join(STAGES)}, all or paper)")
     if preset not in PRESETS:
         raise HFDError(f"unknown preset '{preset}' (use {', '.join(PRESETS)})")
     try:

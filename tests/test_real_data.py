@@ -49,3 +49,17 @@ def test_vimeo_triplet_layout(tmp_path):
     with pytest.raises(ValueError):
         Vimeo90K(tmp_path / "sequences")
     assert torch.isfinite(item["flow"]).all()
+
+
+def test_mixture_batches_synthetic_and_real_sources_together(tmp_path):
+    from torch.utils.data import default_collate
+
+    from hfdinterp.train.mixture import Mixture
+    from hfdinterp.train.synthetic import SyntheticConfig, SyntheticTriplets
+
+    make_test_clip(tmp_path / "a.mp4", 96, 64, frames=6, audio=False)
+    photos = [torch.from_numpy((scene(120, 90, i) * 255).astype(np.uint8)).permute(2, 0, 1).contiguous()
+              for i in range(2)]
+    mixture = Mixture([SyntheticTriplets(photos, SyntheticConfig(size=48)), FootageTriplets(tmp_path, crop=48)])
+    batch = default_collate([mixture[i] for i in range(4)])  # the synthetic "clean" extra is dropped
+    assert batch["image0"].shape == (4, 3, 48, 48) and batch["flow"].shape == (4, 4, 48, 48)

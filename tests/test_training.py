@@ -81,7 +81,7 @@ def fixed_data(photos):
     return Repeat([{k: v for k, v in data[i].items() if k != "clean"} for i in range(4)])
 
 
-@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "joint"])
+@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "matching", "joint"])
 def test_each_stage_lowers_its_loss(stage, fixed_data, tmp_path):
     from torch.utils.data import default_collate
 
@@ -162,3 +162,45 @@ def test_scores():
     assert ssim(image, image) == pytest.approx(1.0)
     assert ssim(noisy, image) < 1.0
     assert ssim(255 - image, image) < 0.2
+
+
+def test_a_finer_level_is_handed_estimates_from_right_to_nothing():
+    from hfdinterp.train.stages import handed_over_estimate
+    from hfdinterp.warp import downsample_flow, upsample_flow
+
+    target = torch.randn(64, 4, 8, 8)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(handed_over_estimate(target, 0, generator), torch.zeros_like(target))
+    true = upsample_flow(downsample_flow(target, 2))
+    coarser = torch.full((64, 4, 4, 4), 7.0)  # the coarser level's own x̂_0, easy to recognise
+    estimate = handed_over_estimate(target, 1, generator, coarser)
+    error = (estimate - true).abs().mean((1, 2, 3))
+    from_coarser = (estimate == 7.0).flatten(1).all(1)
+    near_true = error < 0.1
+    assert from_coarser.sum() > 4 and near_true.sum() > 16  # both kinds appear
+    shrunk = ~from_coarser & ~near_true  # the rest: the true flow scaled towards zero
+    ratio = (estimate[shrunk] / true[shrunk]).flatten(1)
+    assert shrunk.sum() > 4 and torch.allclose(ratio, ratio[:, :1], atol=1e-3)
+    assert float(ratio.min()) >= 0 and float(ratio.max()) <= 1
+
+
+def test_train_command_runs_our_recipe_and_exports(tmp_path):
+    from typer.testing import CliRunner
+
+    from hfdinterp.cli import app
+    from hfdinterp.images import write_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        write_image(photos / f"{i}.png", scene(160, 120, i, i % 2))
+    out = tmp_path / "run"
+    weights = tmp_path / "w.safetensors"
+    args = ["train", "--out", str(out), "--photos", str(photos), "--preset", "tiny", "--crop", "64",
+            "--batch", "2", "--workers", "0", "--export", str(weights)]
+    result = CliRunner().invoke(app, args + ["--steps", "2,2,2"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.ckpt")) == ["joint.ckpt", "matching.ckpt", "synthesizer.ckpt"]
+    assert load_weights(weights).config.denoiser.width == 8
+    wrong = CliRunner().invoke(app, args + ["--stage", "paper", "--steps", "2,2"])
+    assert wrong.exit_code == 1 and "needs 3 count(s)" in wrong.output

@@ -1,8 +1,14 @@
-"""Several training sources as one dataset: item i comes from source (i mod n), deterministically."""
+"""Several training sources as one dataset: item i comes from source (i mod n), deterministically.
+
+Items keep only the keys every stage reads, so sources with extras (the synthetic generator's
+``clean`` frames) batch together with sources without them.
+"""
 
 from __future__ import annotations
 
 from torch.utils.data import Dataset
+
+TRAINING_KEYS = ("image0", "image_t", "image1", "flow", "time")
 
 
 class Mixture(Dataset):
@@ -16,4 +22,5 @@ class Mixture(Dataset):
 
     def __getitem__(self, index: int):
         source = self.sources[index % len(self.sources)]
-        return source[(index // len(self.sources)) % len(source)]
+        item = source[(index // len(self.sources)) % len(source)]
+        return {key: item[key] for key in TRAINING_KEYS}

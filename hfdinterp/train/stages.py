@@ -5,6 +5,12 @@
 | synthesizer | encoder + synthesizer    | ground truth              | photometric (+ small flow L1)|
 | diffusion   | denoiser                 | —                         | L1 on x̂_0 at one level       |
 | joint       | everything               | sampled by the diffusion  | photometric (+ small flow L1)|
+
+Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
+synthesizer with the true flow (photometric) and the denoiser at all three levels (flow L1). With
+the encoder frozen after a synthesis-only stage 1, its features do not match: a soft-argmax of their
+local correlation found motion no better than zero flow (measured, see CHANGELOG 0.2.0), so the
+denoiser had nothing to read motion from. The flow loss teaches the encoder to match.
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ STAGES = {
     "synthesizer": Stage("synthesizer", ("encoder", "synthesizer"), 3e-4),
     "diffusion": Stage("diffusion", ("denoiser",), 3e-4),
     "joint": Stage("joint", ("encoder", "denoiser", "synthesizer"), 1e-4),
+    "matching": Stage("matching", ("encoder", "denoiser", "synthesizer"), 3e-4),
 }
+PAPER_RECIPE = ("synthesizer", "diffusion", "joint")
+RECIPE = ("synthesizer", "matching", "joint")  # ours: what `hfdinterp train` runs by default
 
 
 def true_flow_pyramid(flow: torch.Tensor) -> list[torch.Tensor]:
@@ -50,6 +59,25 @@ def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage:
         pixel = pixel + perceptual(out["image"], batch["image_t"])
     flow = flow_l1(out["flow"], batch["flow"])
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
+
+
+def handed_over_estimate(target: torch.Tensor, level: int, generator: torch.Generator,
+                         coarser: torch.Tensor | None = None) -> torch.Tensor:
+    """The estimate the sampler hands to ``level`` (scaled units): zeros at 1/16; at a finer level the
+    upsampled coarser result, which at inference may be anything from right to nothing. So half the
+    time it is the true coarser flow with noise, otherwise that flow shrunk towards zero (a coarse
+    level that saw too little motion), or ``coarser`` (the model's own coarser x̂_0) when given."""
+    if level == 0:
+        return torch.zeros_like(target)
+    batch_size, device = target.shape[0], target.device
+    true = upsample_flow(downsample_flow(target, 2))
+    jitter = torch.rand(batch_size, 1, 1, 1, generator=generator).to(device) * 0.1
+    perturbed = true + jitter * torch.randn(target.shape, generator=generator).to(device)
+    shrink = torch.rand(batch_size, 1, 1, 1, generator=generator).to(device)
+    shrunk = true * shrink
+    choice = torch.rand(batch_size, 1, 1, 1, generator=generator).to(device)
+    fallback = shrunk if coarser is None else torch.where(choice < 0.75, upsample_flow(coarser.detach()), shrunk)
+    return torch.where(choice < 0.5, perturbed, fallback)
 
 
 def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None,
@@ -70,14 +98,7 @@ def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: S
     noise = torch.randn(target.shape, generator=generator).to(device)
     x_t = q_sample(target, steps, noise, alpha_bar(config))
 
-    # The estimate the sampler would hand over at this point: zeros at the start of 1/16, the
-    # upsampled coarser result (here: the true coarser flow, perturbed) at the start of a finer level.
-    if level == 0:
-        estimate = torch.zeros_like(target)
-    else:
-        coarse = upsample_flow(downsample_flow(target, 2))
-        jitter = torch.rand(batch_size, 1, 1, 1, generator=generator).to(device) * 0.1
-        estimate = coarse + jitter * torch.randn(target.shape, generator=generator).to(device)
+    estimate = handed_over_estimate(target, level, generator)
     k = (3, 2, 1)[level]
     steps = steps.to(device)
     if float(torch.rand(1, generator=generator)) < 0.5:  # self-conditioning: a first pass supplies the estimate
@@ -110,4 +131,40 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
 
-STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss}
+def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
+    """Synthesis with the true flow + flow L1 at every level, through one shared encoder pass.
+
+    Levels run coarse to fine like the sampler, and a finer level is sometimes handed the coarser
+    level's own x̂_0 (detached), so it learns to fix what the coarser level got wrong."""
+    config = model.config.diffusion
+    scale = config.flow_scale
+    features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+    out = model.synthesizer(batch["image0"], batch["image1"], features0, features1,
+                            true_flow_pyramid(batch["flow"]), batch["time"])
+    pixel = photometric(out["image"], batch["image_t"])
+    if perceptual is not None:
+        pixel = pixel + perceptual(out["image"], batch["image_t"])
+    device, batch_size = batch["flow"].device, batch["flow"].shape[0]
+    flow_loss, metrics, coarser = 0.0, {"photo": pixel.item()}, None
+    for level, ((top, bottom), factor) in enumerate(zip(level_segments(config), LEVEL_FACTORS)):
+        low = bottom + 1 if level < len(LEVEL_FACTORS) - 1 else 0
+        steps = torch.randint(low, top + 1, (batch_size,), generator=generator)
+        target = downsample_flow(batch["flow"], factor) / scale
+        noise = torch.randn(target.shape, generator=generator).to(device)
+        x_t = q_sample(target, steps, noise, alpha_bar(config))
+        estimate = handed_over_estimate(target, level, generator, coarser)
+        k = (3, 2, 1)[level]
+        steps = steps.to(device)
+        if float(torch.rand(1, generator=generator)) < 0.5:  # self-conditioning
+            with torch.no_grad():
+                estimate = model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"])
+        x0_hat = model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"])
+        level_loss = flow_l1(x0_hat, target)
+        flow_loss = flow_loss + level_loss
+        metrics[f"px{factor}"] = level_loss.item() * scale
+        coarser = x0_hat
+    return pixel + flow_loss, metrics
+
+
+STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
+                "matching": matching_loss}
