@@ -204,3 +204,14 @@ def test_train_command_runs_our_recipe_and_exports(tmp_path):
     assert load_weights(weights).config.denoiser.width == 8
     wrong = CliRunner().invoke(app, args + ["--stage", "paper", "--steps", "2,2"])
     assert wrong.exit_code == 1 and "needs 3 count(s)" in wrong.output
+
+
+def test_feature_matching_rewards_features_that_tell_places_apart():
+    from hfdinterp.train.losses import feature_matching
+
+    distinctive = torch.randn(2, 16, 12, 12, generator=torch.Generator().manual_seed(0))
+    flat = torch.ones(2, 16, 12, 12)  # every place looks the same: the window cannot pick the centre
+    shifted = torch.roll(distinctive, 1, dims=3)  # aligned wrongly by one pixel
+    aligned_loss = float(feature_matching(distinctive, distinctive, 2))
+    assert aligned_loss < 0.1 * float(feature_matching(flat, flat, 2))
+    assert aligned_loss < 0.1 * float(feature_matching(distinctive, shifted, 2))

@@ -34,3 +34,15 @@ def photometric(prediction: torch.Tensor, target: torch.Tensor, census_weight: f
 
 def flow_l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (prediction - target).abs().mean()
+
+
+def feature_matching(warped0: torch.Tensor, warped1: torch.Tensor, radius: int, temperature: float = 0.1) -> torch.Tensor:
+    """Contrastive loss for features already aligned by the true flow: at every pixel, the cosine
+    similarity of warped0(x) and warped1(x) must beat that with warped1(x + d) for the other offsets
+    d in [−r, r]² (cross-entropy over the window). It makes the local correlation peak at the true
+    motion, which is what the denoiser reads."""
+    from ..denoiser import local_correlation
+
+    logits = local_correlation(warped0, warped1, radius) / temperature  # (B, (2r+1)², h, w)
+    centre = torch.full((logits.shape[0], *logits.shape[-2:]), (2 * radius + 1) ** 2 // 2, device=logits.device)
+    return F.cross_entropy(logits, centre)

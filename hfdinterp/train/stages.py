@@ -21,8 +21,8 @@ import torch
 
 from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample, sample_hierarchical
 from ..model import HFD
-from ..warp import downsample_flow, upsample_flow
-from .losses import flow_l1, photometric
+from ..warp import downsample_flow, upsample_flow, warp_bilateral
+from .losses import feature_matching, flow_l1, photometric
 
 LEVEL_FACTORS = (16, 8, 4)
 
@@ -131,8 +131,12 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
 
+MATCHING_WEIGHT = 0.05  # of the contrastive feature-matching term, summed over the three levels
+
+
 def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
-    """Synthesis with the true flow + flow L1 at every level, through one shared encoder pass.
+    """Synthesis with the true flow + flow L1 at every level + a contrastive matching term on the
+    encoder's features at 1/16, 1/8, 1/4, through one shared encoder pass.
 
     Levels run coarse to fine like the sampler, and a finer level is sometimes handed the coarser
     level's own x̂_0 (detached), so it learns to fix what the coarser level got wrong."""
@@ -146,6 +150,12 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
         pixel = pixel + perceptual(out["image"], batch["image_t"])
     device, batch_size = batch["flow"].device, batch["flow"].shape[0]
     flow_loss, metrics, coarser = 0.0, {"photo": pixel.item()}, None
+    match_loss = 0.0
+    radius = max(1, model.config.denoiser.corr_radius)
+    for k, flow in zip((3, 2, 1), true_flow_pyramid(batch["flow"])):  # features aligned by the true flow
+        warped0, warped1 = warp_bilateral(features0[k], features1[k], flow, 2 ** (k + 1))
+        match_loss = match_loss + feature_matching(warped0, warped1, radius)
+    metrics["match"] = match_loss.item() / 3
     for level, ((top, bottom), factor) in enumerate(zip(level_segments(config), LEVEL_FACTORS)):
         low = bottom + 1 if level < len(LEVEL_FACTORS) - 1 else 0
         steps = torch.randint(low, top + 1, (batch_size,), generator=generator)
@@ -163,7 +173,7 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
         flow_loss = flow_loss + level_loss
         metrics[f"px{factor}"] = level_loss.item() * scale
         coarser = x0_hat
-    return pixel + flow_loss, metrics
+    return pixel + flow_loss + MATCHING_WEIGHT * match_loss, metrics
 
 
 STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
