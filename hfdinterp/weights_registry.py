@@ -39,7 +39,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     for entry in (
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.1.0", filename="hfd-small.safetensors",
-            sha256="bac355067d7b9af8b29adbdb8dedcdbb6035bbb8f5e535b8b0ad5534f27c2c46", size=3654640,
+            sha256="3870a2ebf05fd295dc3f308d590a164a68e6f9d22cf10df5a92e422322fbe1de", size=3934512,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
