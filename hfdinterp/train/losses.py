@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..denoiser import local_correlation
+
 
 def charbonnier(prediction: torch.Tensor, target: torch.Tensor, epsilon: float = 1e-3) -> torch.Tensor:
     return torch.sqrt((prediction - target) ** 2 + epsilon ** 2).mean()
@@ -41,8 +43,6 @@ def feature_matching(warped0: torch.Tensor, warped1: torch.Tensor, radius: int, 
     similarity of warped0(x) and warped1(x) must beat that with warped1(x + d) for the other offsets
     d in [−r, r]² (cross-entropy over the window). It makes the local correlation peak at the true
     motion, which is what the denoiser reads."""
-    from ..denoiser import local_correlation
-
     logits = local_correlation(warped0, warped1, radius) / temperature  # (B, (2r+1)², h, w)
     centre = torch.full((logits.shape[0], *logits.shape[-2:]), (2 * radius + 1) ** 2 // 2, device=logits.device)
     return F.cross_entropy(logits, centre)

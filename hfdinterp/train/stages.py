@@ -7,10 +7,11 @@
 | joint       | everything               | sampled by the diffusion  | photometric (+ small flow L1)|
 
 Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
-synthesizer with the true flow (photometric) and the denoiser at all three levels (flow L1). With
-the encoder frozen after a synthesis-only stage 1, its features do not match: a soft-argmax of their
+synthesizer with the true flow (photometric) and the denoiser at all three levels (flow L1), plus a
+contrastive term that makes the features' local correlation peak at the true motion. With the
+encoder frozen after a synthesis-only stage 1, its features do not match: a soft-argmax of their
 local correlation found motion no better than zero flow (measured, see CHANGELOG 0.2.0), so the
-denoiser had nothing to read motion from. The flow loss teaches the encoder to match.
+denoiser had nothing to read motion from.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample, sample_hierarchical
-from ..model import HFD
+from ..model import DIFFUSION_PYRAMID_INDEX, HFD
 from ..warp import downsample_flow, upsample_flow, warp_bilateral
 from .losses import feature_matching, flow_l1, photometric
 
@@ -50,14 +51,22 @@ def true_flow_pyramid(flow: torch.Tensor) -> list[torch.Tensor]:
     return [downsample_flow(flow, factor) for factor in LEVEL_FACTORS]
 
 
-def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
-    features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+def _pixel_loss(prediction: torch.Tensor, target: torch.Tensor, perceptual=None) -> torch.Tensor:
+    """Charbonnier + census, plus the paper's 0.1 · LPIPS + 20 · style when their weights are given."""
+    pixel = photometric(prediction, target)
+    return pixel if perceptual is None else pixel + perceptual(prediction, target)
+
+
+def _synthesis_with_true_flow(model: HFD, batch: dict, features0, features1, perceptual=None):
+    """Stage 1's task: synthesize I_t from the true flow pyramid -> (pixel loss, output flow L1)."""
     out = model.synthesizer(batch["image0"], batch["image1"], features0, features1,
                             true_flow_pyramid(batch["flow"]), batch["time"])
-    pixel = photometric(out["image"], batch["image_t"])
-    if perceptual is not None:  # the paper's 0.1 · LPIPS + 20 · style, when their weights are given
-        pixel = pixel + perceptual(out["image"], batch["image_t"])
-    flow = flow_l1(out["flow"], batch["flow"])
+    return _pixel_loss(out["image"], batch["image_t"], perceptual), flow_l1(out["flow"], batch["flow"])
+
+
+def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
+    features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+    pixel, flow = _synthesis_with_true_flow(model, batch, features0, features1, perceptual)
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
 
@@ -80,33 +89,37 @@ def handed_over_estimate(target: torch.Tensor, level: int, generator: torch.Gene
     return torch.where(choice < 0.5, perturbed, fallback)
 
 
-def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None,
-                   level: int | None = None):
-    """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1."""
+def _denoise_level(model: HFD, batch: dict, level: int, features0, features1, generator: torch.Generator,
+                   coarser: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 2's task at one level: a t inside the level's segment, the true flow noised to it, the
+    estimate the sampler would hand over, self-conditioning half the time -> (x̂_0, target), scaled."""
     config = model.config.diffusion
-    scale = config.flow_scale
-    with torch.no_grad():
-        features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
-    device = batch["flow"].device
-    batch_size = batch["flow"].shape[0]
-    drawn = int(torch.randint(len(LEVEL_FACTORS), (1,), generator=generator))
-    level = drawn if level is None else level
+    device, batch_size = batch["flow"].device, batch["flow"].shape[0]
     top, bottom = level_segments(config)[level]
     low = bottom + 1 if level < len(LEVEL_FACTORS) - 1 else 0
     steps = torch.randint(low, top + 1, (batch_size,), generator=generator)
-    target = downsample_flow(batch["flow"], LEVEL_FACTORS[level]) / scale  # (B, 4, h, w)
+    target = downsample_flow(batch["flow"], LEVEL_FACTORS[level]) / config.flow_scale  # (B, 4, h, w)
     noise = torch.randn(target.shape, generator=generator).to(device)
     x_t = q_sample(target, steps, noise, alpha_bar(config))
-
-    estimate = handed_over_estimate(target, level, generator)
-    k = (3, 2, 1)[level]
+    estimate = handed_over_estimate(target, level, generator, coarser)
+    k = DIFFUSION_PYRAMID_INDEX[level]
     steps = steps.to(device)
     if float(torch.rand(1, generator=generator)) < 0.5:  # self-conditioning: a first pass supplies the estimate
         with torch.no_grad():
             estimate = model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"])
-    x0_hat = model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"])
+    return model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"]), target
+
+
+def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None,
+                   level: int | None = None):
+    """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1."""
+    with torch.no_grad():
+        features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+    drawn = int(torch.randint(len(LEVEL_FACTORS), (1,), generator=generator))
+    level = drawn if level is None else level
+    x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator)
     loss = flow_l1(x0_hat, target)
-    return loss, {"flow_px": loss.item() * scale, "level": level}
+    return loss, {"flow_px": loss.item() * model.config.diffusion.flow_scale, "level": level}
 
 
 def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
@@ -124,9 +137,7 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
                              generator=generator, device=coarsest.device, dtype=coarsest.dtype)
     flows = [x * model.config.diffusion.flow_scale for x in x0]
     out = model.synthesizer(batch["image0"], batch["image1"], features0, features1, flows, batch["time"])
-    pixel = photometric(out["image"], batch["image_t"])
-    if perceptual is not None:  # the paper's 0.1 · LPIPS + 20 · style, when their weights are given
-        pixel = pixel + perceptual(out["image"], batch["image_t"])
+    pixel = _pixel_loss(out["image"], batch["image_t"], perceptual)
     flow = flow_l1(out["flow"], batch["flow"])
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
@@ -140,39 +151,20 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
 
     Levels run coarse to fine like the sampler, and a finer level is sometimes handed the coarser
     level's own x̂_0 (detached), so it learns to fix what the coarser level got wrong."""
-    config = model.config.diffusion
-    scale = config.flow_scale
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
-    out = model.synthesizer(batch["image0"], batch["image1"], features0, features1,
-                            true_flow_pyramid(batch["flow"]), batch["time"])
-    pixel = photometric(out["image"], batch["image_t"])
-    if perceptual is not None:
-        pixel = pixel + perceptual(out["image"], batch["image_t"])
-    device, batch_size = batch["flow"].device, batch["flow"].shape[0]
-    flow_loss, metrics, coarser = 0.0, {"photo": pixel.item()}, None
-    match_loss = 0.0
+    pixel, _ = _synthesis_with_true_flow(model, batch, features0, features1, perceptual)
     radius = max(1, model.config.denoiser.corr_radius)
-    for k, flow in zip((3, 2, 1), true_flow_pyramid(batch["flow"])):  # features aligned by the true flow
-        warped0, warped1 = warp_bilateral(features0[k], features1[k], flow, 2 ** (k + 1))
-        match_loss = match_loss + feature_matching(warped0, warped1, radius)
-    metrics["match"] = match_loss.item() / 3
-    for level, ((top, bottom), factor) in enumerate(zip(level_segments(config), LEVEL_FACTORS)):
-        low = bottom + 1 if level < len(LEVEL_FACTORS) - 1 else 0
-        steps = torch.randint(low, top + 1, (batch_size,), generator=generator)
-        target = downsample_flow(batch["flow"], factor) / scale
-        noise = torch.randn(target.shape, generator=generator).to(device)
-        x_t = q_sample(target, steps, noise, alpha_bar(config))
-        estimate = handed_over_estimate(target, level, generator, coarser)
-        k = (3, 2, 1)[level]
-        steps = steps.to(device)
-        if float(torch.rand(1, generator=generator)) < 0.5:  # self-conditioning
-            with torch.no_grad():
-                estimate = model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"])
-        x0_hat = model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"])
+    flow_loss, match_loss, coarser, metrics = 0.0, 0.0, None, {"photo": pixel.item()}
+    for level, (factor, true_flow) in enumerate(zip(LEVEL_FACTORS, true_flow_pyramid(batch["flow"]))):
+        k = DIFFUSION_PYRAMID_INDEX[level]
+        aligned0, aligned1 = warp_bilateral(features0[k], features1[k], true_flow, factor)
+        match_loss = match_loss + feature_matching(aligned0, aligned1, radius)
+        x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator, coarser)
         level_loss = flow_l1(x0_hat, target)
         flow_loss = flow_loss + level_loss
-        metrics[f"px{factor}"] = level_loss.item() * scale
+        metrics[f"px{factor}"] = level_loss.item() * model.config.diffusion.flow_scale
         coarser = x0_hat
+    metrics["match"] = match_loss.item() / len(LEVEL_FACTORS)
     return pixel + flow_loss + MATCHING_WEIGHT * match_loss, metrics
 
 
