@@ -26,13 +26,31 @@ def test_footage_triplets_from_videos_and_frame_folders(tmp_path):
     for i in range(4):
         write_image(folder / f"{i:03d}.png", scene(80, 64, i))
     data = FootageTriplets(tmp_path, crop=48)
-    assert len(data.clips) == 2
+    assert len(data.shots) == 2
     item = data[0]
     assert item["image0"].shape == (3, 48, 48) and item["flow"].shape == (4, 48, 48)
     assert 0 < float(item["time"]) < 1
     # the pseudo flow explains the middle frame better than no flow at all
     warped = backward_warp(item["image0"][None], item["flow"][None, 0:2])[0]
     assert (warped - item["image_t"]).abs().mean() <= (item["image0"] - item["image_t"]).abs().mean() + 1e-6
+
+
+def test_footage_is_split_at_scene_cuts_so_no_triplet_straddles_one(tmp_path, monkeypatch):
+    import hfdinterp.train.real as real
+
+    make_test_clip(tmp_path / "cut.mp4", 96, 64, frames=10, audio=False, cut_at=5)
+    data = FootageTriplets(tmp_path, crop=48, max_stride=3)
+    shots = data.shots[0]
+    assert [len(shot) for shot in shots] == [5, 5]
+    assert [len(shot) for shot in FootageTriplets(tmp_path, crop=48, scene_threshold=0).shots[0]] == [10]
+    drawn = []
+    monkeypatch.setattr(real, "_to_item", lambda frames, *rest: drawn.append(frames))
+    for index in range(40):
+        data[index]
+    homes = [{next(k for k, shot in enumerate(shots) if np.shares_memory(frame, shot)) for frame in frames}
+             for frames in drawn]
+    assert all(len(home) == 1 for home in homes)  # the three frames of a triplet share one shot
+    assert {home.pop() for home in homes} == {0, 1}  # and both shots are drawn
 
 
 def test_vimeo_triplet_layout(tmp_path):

@@ -2,6 +2,8 @@
 
 Real footage has no true flow, so the pseudo ground truth comes from OpenCV's DIS estimator, run
 from the real frame at t towards I0 and towards I1 (backward flows, as the model predicts them).
+Footage is split into shots at scene cuts (the video command's detector), so no triplet straddles
+a cut: across a cut there is no motion to learn, only a flow estimator's guess.
 OpenCV is a training-only dependency (``pip install hfdinterp[train]``).
 """
 
@@ -16,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..images import read_image
+from ..video.scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v"}
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
@@ -46,27 +49,40 @@ def _to_item(frames: list[np.ndarray], time: float, crop: int, rng: random.Rando
             "flow": torch.from_numpy(flow).float(), "time": torch.tensor(float(time))}
 
 
+def split_at_cuts(frames: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> list[np.ndarray]:
+    """(N, H, W, 3) uint8 -> the shots between scene cuts, in order."""
+    if len(frames) < 2 or threshold <= 0:
+        return [frames]
+    thumbs = torch.cat([thumbnail(torch.from_numpy(frames[i:i + 64]).permute(0, 3, 1, 2).float() / 255)
+                        for i in range(0, len(frames), 64)])
+    cuts = np.flatnonzero(cut_scores(thumbs) > threshold) + 1  # index of each shot's first frame
+    return [shot for shot in np.split(frames, cuts) if len(shot)]
+
+
 class FootageTriplets(Dataset):
     """(I0, I_t, I1) from videos or folders of frames under ``root``: frames i, i + a, i + a + b with
-    strides up to ``max_stride``, t = a / (a + b). Videos are decoded once into memory at ``long_side``."""
+    strides up to ``max_stride``, t = a / (a + b), all three inside one shot (clips are split at scene
+    cuts; ``scene_threshold`` 0 keeps them whole). Each clip is equally likely, then any frame in it.
+    Videos are decoded once into memory at ``long_side``."""
 
     def __init__(self, root: str | Path, crop: int = 128, max_stride: int = 2, long_side: int = 480,
-                 length: int = 1_000_000, seed: int = 0):
+                 length: int = 1_000_000, seed: int = 0, scene_threshold: float = DEFAULT_THRESHOLD):
         self.crop, self.max_stride, self.length, self.seed = crop, max_stride, length, seed
-        self.clips: list[np.ndarray] = []
+        clips: list[np.ndarray] = []
         root = Path(root)
         for path in sorted(root.rglob("*")):
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                self.clips.append(self._decode(path, long_side))
+                clips.append(self._decode(path, long_side))
         folders = sorted({p.parent for p in root.rglob("*") if p.suffix.lower() in FRAME_SUFFIXES})
         for folder in folders:
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
             if len(files) >= 3:
-                self.clips.append(np.stack([(read_image(f).pixels[..., :3] * 255).round().astype(np.uint8)
+                clips.append(np.stack([(read_image(f).pixels[..., :3] * 255).round().astype(np.uint8)
                                             for f in files]))
-        self.clips = [c for c in self.clips if len(c) >= 3]
-        if not self.clips:
-            raise ValueError(f"{root}: no videos or frame folders with at least three frames")
+        shots_per_clip = ([s for s in split_at_cuts(clip, scene_threshold) if len(s) >= 3] for clip in clips)
+        self.shots: list[list[np.ndarray]] = [shots for shots in shots_per_clip if shots]
+        if not self.shots:
+            raise ValueError(f"{root}: no videos or frame folders with a shot of at least three frames")
 
     @staticmethod
     def _decode(path: Path, long_side: int) -> np.ndarray:
@@ -83,7 +99,8 @@ class FootageTriplets(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = random.Random(self.seed * 7919 + index)
-        clip = self.clips[rng.randrange(len(self.clips))]
+        shots = self.shots[rng.randrange(len(self.shots))]
+        clip = rng.choices(shots, weights=[len(shot) for shot in shots])[0]
         a, b = rng.randint(1, self.max_stride), rng.randint(1, self.max_stride)
         a, b = (a, b) if len(clip) > a + b else (1, 1)
         start = rng.randrange(len(clip) - a - b)
