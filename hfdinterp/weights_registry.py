@@ -38,8 +38,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     entry.name: entry
     for entry in (
         KnownWeights(
-            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.1.0", filename="hfd-small.safetensors",
-            sha256="3870a2ebf05fd295dc3f308d590a164a68e6f9d22cf10df5a92e422322fbe1de", size=3934512,
+            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.3.0", filename="hfd-small.safetensors",
+            sha256="63d549ee1e3eaeb36f5e364f1cac5a3feaf723ed64ee1eb107572cc9ae218bcd", size=3934512,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
