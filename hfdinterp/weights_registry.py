@@ -38,8 +38,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     entry.name: entry
     for entry in (
         KnownWeights(
-            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.3.0", filename="hfd-small.safetensors",
-            sha256="63d549ee1e3eaeb36f5e364f1cac5a3feaf723ed64ee1eb107572cc9ae218bcd", size=3934512,
+            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.4.0", filename="hfd-small.safetensors",
+            sha256="e999f7d3a4ab27d30b63bd97bcd9ec2a6e5149881f2b32441d203638ce11ab47", size=3934512,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )

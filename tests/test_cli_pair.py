@@ -43,7 +43,7 @@ def test_num_time_flow_and_output(images, tiny_weights, tmp_path):
     for k in (1, 2, 3):
         assert (tmp_path / f"mid_{k:02d}.png").is_file()
         assert read_image(tmp_path / f"mid_{k:02d}-flow.png").size == (88, 30)  # both flows side by side
-    result = run("pair", a, b, "-w", tiny_weights, "--time", "0.25", "-o", tmp_path / "q.jpg")
+    result = run("pair", a, b, "-w", tiny_weights, "--time", "0.25", "-o", tmp_path / "q.jpg", "--ensemble")
     assert result.exit_code == 0 and (tmp_path / "q.jpg").is_file()
     assert not list(tmp_path.glob(".*.part"))
 

@@ -57,6 +57,30 @@ def test_same_seed_same_output(interpolator):
     assert np.array_equal(interpolator.interpolate(a, b, seed=5), interpolator.interpolate(a, b, seed=5))
 
 
+def test_ensemble_flow_is_the_same_whichever_way_the_pair_is_given():
+    torch.manual_seed(1)
+    tiny_model = HFD(PRESETS["tiny"]).eval()
+    for head in tiny_model.denoiser.heads:  # zero at initialisation: give the flow something to say
+        torch.nn.init.normal_(head.weight, std=0.1)
+    a = tiny_model.encode(torch.from_numpy(moving_square(64, 64)).permute(2, 0, 1)[None])
+    b = tiny_model.encode(torch.from_numpy(moving_square(64, 64, 4)).permute(2, 0, 1)[None])
+    seeded = lambda: [torch.Generator().manual_seed(3)]  # noqa: E731
+    with torch.no_grad():
+        forward = tiny_model.sample_flows_both_ways(a, b, torch.tensor([0.3]), seeded())
+        backward = tiny_model.sample_flows_both_ways(b, a, torch.tensor([0.7]), seeded())
+        plain = tiny_model.sample_flows(a, b, torch.tensor([0.3]), seeded())
+    for f, r, p in zip(forward, backward, plain):
+        assert torch.allclose(f, torch.cat((r[:, 2:], r[:, :2]), 1), atol=1e-6)  # f_τ→0 ↔ f_τ→1
+        assert not torch.allclose(f, p)  # the reversed pass really contributes
+
+
+def test_ensemble_interpolator_runs_and_is_reproducible(tiny_model):
+    ensemble = Interpolator(tiny_model, torch.device("cpu"), torch.float32, ensemble=True)
+    a, b = moving_square(32, 48), moving_square(32, 48, 4)
+    out = ensemble.interpolate(a, b, seed=2)
+    assert out.shape == (32, 48, 3) and np.array_equal(out, ensemble.interpolate(a, b, seed=2))
+
+
 def test_time_out_of_range_and_size_mismatch_are_user_errors(interpolator):
     a = moving_square(32, 48)
     with pytest.raises(HFDError):

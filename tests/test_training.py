@@ -81,7 +81,7 @@ def fixed_data(photos):
     return Repeat([{k: v for k, v in data[i].items() if k != "clean"} for i in range(4)])
 
 
-@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "matching", "joint"])
+@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "matching", "joint", "refine"])
 def test_each_stage_lowers_its_loss(stage, fixed_data, tmp_path):
     from torch.utils.data import default_collate
 
@@ -108,6 +108,20 @@ def test_each_stage_lowers_its_loss(stage, fixed_data, tmp_path):
     trained.load_state_dict(state["model"])
     after = measured(trained.eval())
     assert after < 0.95 * before, (before, after)
+
+
+def test_refine_changes_only_the_synthesizer(fixed_data, tmp_path):
+    from hfdinterp import HFD, PRESETS
+    from hfdinterp.weights_file import save_weights
+
+    torch.manual_seed(0)
+    start = HFD(PRESETS["tiny"])
+    save_weights(start, tmp_path / "start.safetensors")
+    config = TrainConfig(stage="refine", steps=3, out=str(tmp_path), init=str(tmp_path / "start.safetensors"),
+                         batch_size=2, workers=0, learning_rate=3e-3, warmup_steps=1)
+    trained = torch.load(train(config, fixed_data), weights_only=False)["model"]
+    moved = {name for name, before in start.state_dict().items() if not torch.equal(before, trained[name])}
+    assert moved and all(name.startswith("synthesizer.") for name in moved), sorted(moved)[:5]
 
 
 def test_checkpoint_resumes_to_the_same_state(fixed_data, tmp_path):

@@ -5,6 +5,7 @@
 | synthesizer | encoder + synthesizer    | ground truth              | photometric (+ small flow L1)|
 | diffusion   | denoiser                 | —                         | L1 on x̂_0 at one level       |
 | joint       | everything               | sampled by the diffusion  | photometric (+ small flow L1)|
+| refine      | synthesizer              | sampled by the diffusion  | photometric (+ small flow L1)|
 
 Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
 synthesizer with the true flow (photometric) and the denoiser at all three levels (flow L1), plus a
@@ -12,6 +13,10 @@ contrastive term that makes the features' local correlation peak at the true mot
 encoder frozen after a synthesis-only stage 1, its features do not match: a soft-argmax of their
 local correlation found motion no better than zero flow (measured, see CHANGELOG 0.2.0), so the
 denoiser had nothing to read motion from.
+
+Also beyond the paper, ``refine`` is stage 3 with the encoder and the denoiser frozen: the synthesizer
+learns to correct the flow the diffusion actually samples (its residual flow heads at 1/2 and 1/1 were
+trained only on true flow before), and nothing it learns can pull the shared denoiser away.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ STAGES = {
     "diffusion": Stage("diffusion", ("denoiser",), 3e-4),
     "joint": Stage("joint", ("encoder", "denoiser", "synthesizer"), 1e-4),
     "matching": Stage("matching", ("encoder", "denoiser", "synthesizer"), 3e-4),
+    "refine": Stage("refine", ("synthesizer",), 1e-4),
 }
 PAPER_RECIPE = ("synthesizer", "diffusion", "joint")
 RECIPE = ("synthesizer", "matching", "joint")  # ours: what `hfdinterp train` runs by default
@@ -122,6 +128,14 @@ def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: S
     return loss, {"flow_px": loss.item() * model.config.diffusion.flow_scale, "level": level}
 
 
+def _synthesis_with_sampled_flow(model: HFD, batch: dict, features0, features1, flows, stage: Stage,
+                                 perceptual=None):
+    out = model.synthesizer(batch["image0"], batch["image1"], features0, features1, flows, batch["time"])
+    pixel = _pixel_loss(out["image"], batch["image_t"], perceptual)
+    flow = flow_l1(out["flow"], batch["flow"])
+    return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
+
+
 def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
     """Sample the flow with the full DDIM chain, back-propagating through each level's last step."""
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
@@ -136,10 +150,15 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
     x0 = sample_hierarchical(denoise, (coarsest.shape[0], 4, *coarsest.shape[-2:]), model.config.diffusion,
                              generator=generator, device=coarsest.device, dtype=coarsest.dtype)
     flows = [x * model.config.diffusion.flow_scale for x in x0]
-    out = model.synthesizer(batch["image0"], batch["image1"], features0, features1, flows, batch["time"])
-    pixel = _pixel_loss(out["image"], batch["image_t"], perceptual)
-    flow = flow_l1(out["flow"], batch["flow"])
-    return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
+    return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
+
+
+def refine_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
+    """Synthesis through the flow the frozen encoder and denoiser sample; only the synthesizer learns."""
+    with torch.no_grad():
+        features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+        flows = model.sample_flows(features0, features1, batch["time"], generator)
+    return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
 
 MATCHING_WEIGHT = 0.05  # of the contrastive feature-matching term, summed over the three levels
@@ -169,4 +188,4 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
 
 
 STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
-                "matching": matching_loss}
+                "matching": matching_loss, "refine": refine_loss}
