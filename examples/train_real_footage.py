@@ -62,7 +62,7 @@ def main() -> None:
         checkpoint = train_stages({"matching": args.matching}, args.out, dataset, log, init=str(checkpoint), **options)
     if args.refine:
         checkpoint = train_stages({"refine": args.refine}, args.out, dataset, log, init=str(checkpoint),
-                                  lpips_weights=args.lpips, learning_rate=5e-5, **options)
+                                  lpips_weights=args.lpips, **options)
     if args.joint:
         checkpoint = train_stages({"joint": args.joint}, args.out, dataset, log, init=str(checkpoint),
                                   lpips_weights=args.lpips, **options)

@@ -25,8 +25,8 @@ DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU)
 PrecisionOption = Annotated[str, typer.Option(help="auto (half on CUDA, fp32 elsewhere), fp32, fp16 or bf16.")]
 StepsOption = Annotated[int, typer.Option(help="DDIM steps in all, spread over the three levels (paper: 6).")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the diffusion noise; the same seed gives the same output.")]
-EnsembleOption = Annotated[bool, typer.Option(help="Average the flow with the time-reversed pair's: a little sharper, "
-                                                   "twice the flow-denoising work.")]
+EnsembleOption = Annotated[bool, typer.Option(help="Also sample the time-reversed pair's flow and average the two "
+                                                   "(as RIFE's --ensemble); twice the flow-denoising work.")]
 
 
 def user_errors(command):

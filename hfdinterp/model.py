@@ -59,8 +59,8 @@ class HFD(nn.Module):
     def sample_flows_both_ways(self, features0, features1, time, generator=None,
                                steps_per_level=None) -> list[torch.Tensor]:
         """The mean of the flows sampled for (I0, I1, τ) and for the time-reversed pair (I1, I0, 1 − τ),
-        whose f_τ→1 and f_τ→0 are this pair's f_τ→0 and f_τ→1 (RIFE's ``--ensemble``). Both passes draw
-        the same noise, so swapping the pair (and τ ↔ 1 − τ) swaps the result exactly. Twice the
+        whose f_τ→1 and f_τ→0 are this pair's f_τ→0 and f_τ→1 (RIFE's ``--ensemble``). Given generators,
+        both passes draw the same noise, so swapping the pair (and τ ↔ 1 − τ) swaps the result exactly. Twice the
         denoiser work, the encoder and synthesizer once."""
         generators = [] if generator is None else [generator] if isinstance(generator, torch.Generator) else generator
         states = [g.get_state() for g in generators]

@@ -57,11 +57,18 @@ def test_same_seed_same_output(interpolator):
     assert np.array_equal(interpolator.interpolate(a, b, seed=5), interpolator.interpolate(a, b, seed=5))
 
 
-def test_ensemble_flow_is_the_same_whichever_way_the_pair_is_given():
+@pytest.fixture(scope="module")
+def moving_model():
+    """A tiny model whose denoiser heads (zero at initialisation) give a non-zero flow."""
     torch.manual_seed(1)
-    tiny_model = HFD(PRESETS["tiny"]).eval()
-    for head in tiny_model.denoiser.heads:  # zero at initialisation: give the flow something to say
+    model = HFD(PRESETS["tiny"]).eval()
+    for head in model.denoiser.heads:
         torch.nn.init.normal_(head.weight, std=0.1)
+    return model
+
+
+def test_ensemble_flow_is_the_same_whichever_way_the_pair_is_given(moving_model):
+    tiny_model = moving_model
     a = tiny_model.encode(torch.from_numpy(moving_square(64, 64)).permute(2, 0, 1)[None])
     b = tiny_model.encode(torch.from_numpy(moving_square(64, 64, 4)).permute(2, 0, 1)[None])
     seeded = lambda: [torch.Generator().manual_seed(3)]  # noqa: E731
@@ -74,11 +81,13 @@ def test_ensemble_flow_is_the_same_whichever_way_the_pair_is_given():
         assert not torch.allclose(f, p)  # the reversed pass really contributes
 
 
-def test_ensemble_interpolator_runs_and_is_reproducible(tiny_model):
-    ensemble = Interpolator(tiny_model, torch.device("cpu"), torch.float32, ensemble=True)
+def test_ensemble_interpolator_is_reproducible_and_differs_from_one_pass(moving_model):
+    ensemble = Interpolator(moving_model, torch.device("cpu"), torch.float32, ensemble=True)
+    single = Interpolator(moving_model, torch.device("cpu"), torch.float32)
     a, b = moving_square(32, 48), moving_square(32, 48, 4)
     out = ensemble.interpolate(a, b, seed=2)
     assert out.shape == (32, 48, 3) and np.array_equal(out, ensemble.interpolate(a, b, seed=2))
+    assert not np.allclose(out, single.interpolate(a, b, seed=2), atol=1e-4)
 
 
 def test_time_out_of_range_and_size_mismatch_are_user_errors(interpolator):
