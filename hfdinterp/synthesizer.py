@@ -2,7 +2,8 @@
 
 At 1/16, 1/8 and 1/4 it warps both frames' encoder features by that level's diffused flow and fuses
 them with the decoder's upsampled features; at 1/2 and 1/1 it refines the flow with a residual.
-The head gives the blend mask M (sigmoid) and the residual ΔI (tanh):
+The head gives the blend mask M (sigmoid) and the residual ΔI (tanh); the frames are warped for the
+output with Catmull–Rom interpolation (ours: bilinear sampling blurs every fractional shift; weights/README.md):
 
     Ĩ_τ = M ⊙ w(I0, f_τ→0) + (1 − M) ⊙ w(I1, f_τ→1) + ΔI
 """
@@ -34,6 +35,7 @@ class Synthesizer(nn.Module):
         """``feature_widths``: encoder channels at 1/2, 1/4, 1/8, 1/16."""
         super().__init__()
         self.flow_scale = flow_scale
+        self.image_warp = config.image_warp
         c1, c2, c3, c4 = feature_widths
         d1, d2, d3, d4 = config.widths
         self.level16 = DecoderLevel(2 * c4 + 4 + 1, d4, d3)
@@ -72,7 +74,9 @@ class Synthesizer(nn.Module):
         flow = upsample_flow(flow2) + self.flow_scale * out[:, 0:4]  # (B, 4, H, W), f_τ→0 and f_τ→1
         mask = torch.sigmoid(out[:, 4:5])
         residual = torch.tanh(out[:, 5:8])
-        warped0, warped1 = warp_bilateral(image0, image1, flow, 1)
+        # Bilinear while training: its gradient with respect to the flow is the smoother one (with
+        # cubic, the joint stage did not lower its loss on the tiny config); cubic keeps detail at inference.
+        warped0, warped1 = warp_bilateral(image0, image1, flow, 1, "bilinear" if self.training else self.image_warp)
         image = mask * warped0 + (1 - mask) * warped1 + residual
         return {"image": image, "flow": flow, "flow2": flow2, "mask": mask, "residual": residual,
                 "warped0": warped0, "warped1": warped1}

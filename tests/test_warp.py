@@ -1,7 +1,10 @@
+import json
+
 import pytest
 import torch
 
-from hfdinterp.warp import InputPadder, backward_warp, downsample_flow, upsample_flow
+from hfdinterp.config import HFDConfig, PRESETS
+from hfdinterp.warp import InputPadder, backward_warp, cubic_backward_warp, downsample_flow, upsample_flow
 
 
 def test_zero_flow_is_identity():
@@ -21,6 +24,42 @@ def test_integer_shift_samples_the_neighbour(dx, dy):
     src_ys = slice(ys.start + dy, ys.stop + dy)
     src_xs = slice(xs.start + dx, xs.stop + dx)
     assert torch.allclose(warped[..., ys, xs], image[..., src_ys, src_xs], atol=1e-5)
+
+
+@pytest.mark.parametrize("dx,dy", [(0, 0), (1, 0), (-2, 3)])
+def test_cubic_warp_agrees_with_bilinear_on_whole_pixels(dx, dy):
+    image = torch.rand(2, 3, 10, 12)
+    flow = torch.zeros(2, 2, 10, 12)
+    flow[:, 0], flow[:, 1] = dx, dy
+    assert torch.allclose(cubic_backward_warp(image, flow), backward_warp(image, flow), atol=1e-5)
+
+
+def test_cubic_warp_reproduces_a_ramp_and_keeps_detail_that_bilinear_blurs():
+    xs = torch.arange(16.0).view(1, 1, 1, 16).expand(1, 1, 8, 16)
+    half = torch.zeros(1, 2, 8, 16)
+    half[:, 0] = 0.5
+    inside = (..., slice(None), slice(2, 13))  # away from the repeated border
+    assert torch.allclose(cubic_backward_warp(xs, half)[inside], (xs + 0.5)[inside], atol=1e-5)
+    stripes = (torch.arange(16.0) // 2 % 2).view(1, 1, 1, 16).expand(1, 1, 8, 16)  # period 4
+    quarter = torch.zeros(1, 2, 8, 16)
+    quarter[:, 0] = 0.25
+    contrast = lambda image: float(image[inside].max() - image[inside].min())  # noqa: E731
+    assert contrast(cubic_backward_warp(stripes, quarter)) > contrast(backward_warp(stripes, quarter)) + 0.1
+
+
+def test_cubic_warp_passes_gradients_to_the_flow():
+    image = torch.rand(1, 3, 8, 8)
+    flow = torch.full((1, 2, 8, 8), 0.3, requires_grad=True)
+    cubic_backward_warp(image, flow).sum().backward()
+    assert flow.grad is not None and flow.grad.abs().sum() > 0
+
+
+def test_files_from_before_the_image_warp_field_keep_bilinear():
+    raw = json.loads(PRESETS["small"].to_json())
+    del raw["synthesizer"]["image_warp"]
+    text = json.dumps(raw)
+    assert HFDConfig.from_json(text).synthesizer.image_warp == "bilinear"
+    assert HFDConfig.from_json(PRESETS["small"].to_json()) == PRESETS["small"]
 
 
 def test_outside_samples_take_the_border():

@@ -1,0 +1,58 @@
+import numpy as np
+import torch
+
+from hfdinterp.flow_refinement import FlowRefinement, refine_flow
+from hfdinterp.interpolate import Interpolator
+from hfdinterp.warp import downsample_flow, warp_bilateral
+from tests.conftest import moving_square
+
+
+def shifted_pair(motion: float, size: int = 64):
+    """A smooth texture moving ``motion`` pixels right from I0 to I1, and its true bilateral flow at τ = ½."""
+    ys, xs = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+    texture = lambda x: torch.stack([torch.sin(x / 5 + c) * torch.cos(ys / 6 - c) for c in range(3)])  # noqa: E731
+    image0 = (texture(xs + motion / 2)[None] + 1) / 2
+    image1 = (texture(xs - motion / 2)[None] + 1) / 2
+    flow = torch.zeros(1, 4, size, size)
+    flow[:, 0], flow[:, 2] = -motion / 2, motion / 2  # f_τ→0 points back into I0, f_τ→1 ahead into I1
+    return image0, image1, flow
+
+
+def test_the_true_flow_of_the_test_pair_aligns_both_frames():
+    image0, image1, flow = shifted_pair(6)
+    warped0, warped1 = warp_bilateral(image0, image1, flow, 1)
+    assert (warped0 - warped1)[..., 8:-8].abs().max() < 1e-4
+
+
+def test_refinement_pulls_a_wrong_flow_towards_the_truth_and_keeps_the_path_point():
+    image0, image1, truth = shifted_pair(6)
+    time = torch.tensor([0.5])
+    start = downsample_flow(truth, 4).clone()
+    start[:, 0] += 1.0  # the displacement between the frames is 2 px short
+    start[:, 2] -= 1.0
+    refined = refine_flow(image0, image1, start, time, FlowRefinement(steps=40))
+    error = lambda f: float((f - downsample_flow(truth, 4))[..., 2:-2, 2:-2].abs().mean())  # noqa: E731
+    assert error(refined) < 0.25 * error(start)
+    centre = lambda f: (1 - time) * f[:, 0:2] + time * f[:, 2:4]  # noqa: E731
+    assert torch.allclose(centre(refined), centre(start), atol=1e-5)
+
+
+def test_zero_steps_leave_the_flow_alone_and_each_pair_is_refined_on_its_own():
+    image0, image1, truth = shifted_pair(6)
+    start = downsample_flow(truth, 4) + 0.5
+    assert refine_flow(image0, image1, start, torch.tensor([0.5]), FlowRefinement(steps=0)) is start
+    alone = refine_flow(image0, image1, start, torch.tensor([0.5]), FlowRefinement(steps=5))
+    other0, other1, other = shifted_pair(-3)
+    batch = refine_flow(torch.cat((image0, other0)), torch.cat((image1, other1)),
+                        torch.cat((start, downsample_flow(other, 4))), torch.tensor([0.5, 0.3]), FlowRefinement(steps=5))
+    assert torch.allclose(batch[:1], alone, atol=1e-5)
+
+
+def test_refinement_runs_inside_inference_mode_and_changes_the_interpolator_output(tiny_model):
+    a, b = moving_square(48, 64), moving_square(48, 64, shift=5)
+    with torch.inference_mode():
+        refined = Interpolator(tiny_model, torch.device("cpu"), torch.float32).interpolate(a, b, seed=3)
+    plain = Interpolator(tiny_model, torch.device("cpu"), torch.float32,
+                         refinement=FlowRefinement(steps=0)).interpolate(a, b, seed=3)
+    assert refined.shape == plain.shape and np.isfinite(refined).all()
+    assert np.abs(refined - plain).max() > 1e-3
