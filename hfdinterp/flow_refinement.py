@@ -29,8 +29,8 @@ from .warp import upsample_flow, warp_bilateral
 
 @dataclass(frozen=True)
 class FlowRefinement:
-    steps: int = 30  # Adam steps; 0 turns the refinement off
-    learning_rate: float = 0.2  # full-resolution pixels per step, roughly
+    steps: int = 60  # Adam steps; 0 turns the refinement off
+    learning_rate: float = 0.4  # full-resolution pixels per step, roughly
     smoothness: float = 0.01  # λ, the weight of the total variation of δ
     image_scale: int = 2  # the frames are compared at 1/image_scale resolution
 

@@ -60,6 +60,7 @@ class Synthesizer(nn.Module):
         features1: list[torch.Tensor],
         flows: list[torch.Tensor],  # bilateral flow at 1/16, 1/8, 1/4, full-resolution pixels
         time: torch.Tensor,  # (B,)
+        image_warp: str | None = None,  # how the output's two warps sample; None: config.image_warp
     ) -> dict[str, torch.Tensor]:
         flow16, flow8, flow4 = flows
         time_map = time.to(flow16.dtype).view(-1, 1, 1, 1).expand(-1, 1, *flow16.shape[-2:])
@@ -74,9 +75,7 @@ class Synthesizer(nn.Module):
         flow = upsample_flow(flow2) + self.flow_scale * out[:, 0:4]  # (B, 4, H, W), f_τ→0 and f_τ→1
         mask = torch.sigmoid(out[:, 4:5])
         residual = torch.tanh(out[:, 5:8])
-        # Bilinear while training: its gradient with respect to the flow is the smoother one (with
-        # cubic, the joint stage did not lower its loss on the tiny config); cubic keeps detail at inference.
-        warped0, warped1 = warp_bilateral(image0, image1, flow, 1, "bilinear" if self.training else self.image_warp)
+        warped0, warped1 = warp_bilateral(image0, image1, flow, 1, image_warp or self.image_warp)
         image = mask * warped0 + (1 - mask) * warped1 + residual
         return {"image": image, "flow": flow, "flow2": flow2, "mask": mask, "residual": residual,
                 "warped0": warped0, "warped1": warped1}

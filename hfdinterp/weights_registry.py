@@ -38,8 +38,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     entry.name: entry
     for entry in (
         KnownWeights(
-            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.4.0", filename="hfd-small.safetensors",
-            sha256="e999f7d3a4ab27d30b63bd97bcd9ec2a6e5149881f2b32441d203638ce11ab47", size=3934512,
+            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.5.0", filename="hfd-small.safetensors",
+            sha256="998366ce165b74fdb39e83ef33c2a31d3fdd123f65541254942e842aed0aea89", size=3934536,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )

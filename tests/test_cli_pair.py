@@ -86,3 +86,21 @@ def test_bad_inputs_give_one_line_and_exit_1(images, tiny_weights, tmp_path):
         assert message in result.output, (message, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert not a.with_name("a-b-t0.500.png").exists()
+
+
+def test_the_command_line_refines_as_the_library_does_by_default():
+    import inspect
+
+    from hfdinterp import cli
+    from hfdinterp.flow_refinement import FlowRefinement
+
+    for command in (cli.pair, cli.video, cli.evaluate):
+        default = inspect.signature(command).parameters["refine_steps"].default
+        assert default == FlowRefinement.steps
+
+
+def test_a_negative_refinement_is_one_clear_line(images, tiny_weights):
+    a, b = images
+    result = run("pair", a, b, "-w", tiny_weights, "--refine-steps", "-1")
+    assert result.exit_code == 1 and "--refine-steps must be 0 or more" in result.output
+    assert not a.with_name("a-b-t0.500.png").exists()

@@ -229,3 +229,27 @@ def test_feature_matching_rewards_features_that_tell_places_apart():
     aligned_loss = float(feature_matching(distinctive, distinctive, 2))
     assert aligned_loss < 0.1 * float(feature_matching(flat, flat, 2))
     assert aligned_loss < 0.1 * float(feature_matching(distinctive, shifted, 2))
+
+
+def test_refine_trains_on_what_inference_hands_the_synthesizer(fixed_data, monkeypatch):
+    """The refine stage polishes the sampled flow as inference does and warps the output frame as
+    inference does (cubic); the stages whose loss reaches the flow keep bilinear."""
+    from torch.utils.data import default_collate
+
+    import hfdinterp.train.stages as stages
+    from hfdinterp import HFD, PRESETS
+
+    assert {name: stage.output_warp for name, stage in stages.STAGES.items()} == {"synthesizer": "bilinear", "diffusion": "bilinear", "joint": "bilinear",
+                             "matching": "bilinear", "refine": "cubic"}
+    calls, warps = [], []
+    real_refine = stages.refine_flow
+    monkeypatch.setattr(stages, "refine_flow", lambda *args: calls.append(args) or real_refine(*args))
+    model = HFD(PRESETS["tiny"])
+    real_forward = model.synthesizer.forward
+    monkeypatch.setattr(model.synthesizer, "forward", lambda *args: warps.append(args[-1]) or real_forward(*args))
+    batch = default_collate([fixed_data[i] for i in range(2)])
+    stages.refine_loss(model, batch, torch.Generator().manual_seed(0), stages.STAGES["refine"])
+    assert len(calls) == 1 and warps == ["cubic"]
+    stages.synthesizer_loss(model, batch, torch.Generator().manual_seed(0), stages.STAGES["synthesizer"])
+    assert len(calls) == 1 and warps == ["cubic", "bilinear"]
+

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample, sample_hierarchical
+from ..flow_refinement import FlowRefinement, refine_flow
 from ..model import DIFFUSION_PYRAMID_INDEX, HFD
 from ..warp import downsample_flow, upsample_flow, warp_bilateral
 from .losses import feature_matching, flow_l1, photometric
@@ -39,6 +40,11 @@ class Stage:
     trains: tuple[str, ...]  # submodules of HFD whose parameters are optimised
     learning_rate: float
     flow_weight: float = 0.01  # weight of the auxiliary L1 between the output flow and the true flow
+    # How the output frame's two warps sample. Stages whose loss reaches the flow keep bilinear, whose
+    # gradient with respect to the flow is the smoother one (with cubic, joint did not lower its loss on
+    # the tiny config). None: the model's own config.synthesizer.image_warp.
+    output_warp: str | None = "bilinear"
+    refine_flow: bool = False  # polish the sampled 1/4 flow photometrically first, as inference does
 
 
 STAGES = {
@@ -46,7 +52,8 @@ STAGES = {
     "diffusion": Stage("diffusion", ("denoiser",), 3e-4),
     "joint": Stage("joint", ("encoder", "denoiser", "synthesizer"), 1e-4),
     "matching": Stage("matching", ("encoder", "denoiser", "synthesizer"), 3e-4),
-    "refine": Stage("refine", ("synthesizer",), 5e-5),  # at 1e-4 it gained, then lost 0.6 dB by step 800
+    # The synthesizer learns on exactly what inference hands it. At lr 1e-4 it gained, then lost 0.6 dB by step 800.
+    "refine": Stage("refine", ("synthesizer",), 5e-5, output_warp="cubic", refine_flow=True),
 }
 PAPER_RECIPE = ("synthesizer", "diffusion", "joint")
 RECIPE = ("synthesizer", "matching", "joint")  # ours: what `hfdinterp train` runs by default
@@ -63,16 +70,16 @@ def _pixel_loss(prediction: torch.Tensor, target: torch.Tensor, perceptual=None)
     return pixel if perceptual is None else pixel + perceptual(prediction, target)
 
 
-def _synthesis_with_true_flow(model: HFD, batch: dict, features0, features1, perceptual=None):
+def _synthesis_with_true_flow(model: HFD, batch: dict, features0, features1, stage: Stage, perceptual=None):
     """Stage 1's task: synthesize I_t from the true flow pyramid -> (pixel loss, output flow L1)."""
     out = model.synthesizer(batch["image0"], batch["image1"], features0, features1,
-                            true_flow_pyramid(batch["flow"]), batch["time"])
+                            true_flow_pyramid(batch["flow"]), batch["time"], stage.output_warp)
     return _pixel_loss(out["image"], batch["image_t"], perceptual), flow_l1(out["flow"], batch["flow"])
 
 
 def synthesizer_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
-    pixel, flow = _synthesis_with_true_flow(model, batch, features0, features1, perceptual)
+    pixel, flow = _synthesis_with_true_flow(model, batch, features0, features1, stage, perceptual)
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
 
 
@@ -130,7 +137,8 @@ def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: S
 
 def _synthesis_with_sampled_flow(model: HFD, batch: dict, features0, features1, flows, stage: Stage,
                                  perceptual=None):
-    out = model.synthesizer(batch["image0"], batch["image1"], features0, features1, flows, batch["time"])
+    out = model.synthesizer(batch["image0"], batch["image1"], features0, features1, flows, batch["time"],
+                            stage.output_warp)
     pixel = _pixel_loss(out["image"], batch["image_t"], perceptual)
     flow = flow_l1(out["flow"], batch["flow"])
     return pixel + stage.flow_weight * flow, {"photo": pixel.item(), "flow_px": flow.item()}
@@ -154,10 +162,13 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
 
 
 def refine_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
-    """Synthesis through the flow the frozen encoder and denoiser sample; only the synthesizer learns."""
+    """Synthesis through the flow the frozen encoder and denoiser sample (and, by default, the test-time
+    flow refinement polishes); only the synthesizer learns."""
     with torch.no_grad():
         features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
         flows = model.sample_flows(features0, features1, batch["time"], generator)
+    if stage.refine_flow:
+        flows = flows[:2] + [refine_flow(batch["image0"], batch["image1"], flows[2], batch["time"], FlowRefinement())]
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
 
@@ -171,7 +182,7 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
     Levels run coarse to fine like the sampler, and a finer level is sometimes handed the coarser
     level's own x̂_0 (detached), so it learns to fix what the coarser level got wrong."""
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
-    pixel, _ = _synthesis_with_true_flow(model, batch, features0, features1, perceptual)
+    pixel, _ = _synthesis_with_true_flow(model, batch, features0, features1, stage, perceptual)
     radius = max(1, model.config.denoiser.corr_radius)
     flow_loss, match_loss, coarser, metrics = 0.0, 0.0, None, {"photo": pixel.item()}
     for level, (factor, true_flow) in enumerate(zip(LEVEL_FACTORS, true_flow_pyramid(batch["flow"]))):
