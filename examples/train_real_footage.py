@@ -7,7 +7,9 @@
 Batches mix ⅓ synthetic triplets (exact flow) and ⅔ real footage (DIS pseudo flow, strides 1–3,
 clips split at scene cuts). The stages are ``matching`` (flow at all levels + synthesis on the
 pseudo flow + feature matching), then, with ``--refine N``, ``refine`` (only the synthesizer learns,
-through the flow the frozen diffusion samples, with 0.1 · LPIPS when ``--lpips`` is given), then,
+through the flow the frozen diffusion samples and the test-time refinement polishes, warping the output
+cubically as inference does, with 0.1 · LPIPS when ``--lpips`` is given; 0.5 ran 300 steps with and
+300 without it), then,
 with ``--joint N``, ``joint`` (synthesis through the sampled
 flow, with the paper's 0.1 · LPIPS term when ``--lpips`` is given). Measured on the 0.3.0 weights'
 run, joint steps lowered PSNR by 0.3–2.3 dB (with or without LPIPS), so it is off by default. Both resume when run again; the EMA weights
