@@ -5,8 +5,9 @@
 Prints, for each method: output frames/s, wall time and peak memory (RSS of the process doing the
 work); and the PSNR of re-created dropped frames: the clip's even frames are interpolated 2× and the
 new frames are compared with the odd frames that were dropped. ``--ensemble`` adds a row for
-hfdinterp with ``--ensemble``; ``--no-refine`` one without test-time flow refinement. ``--memory-check`` also runs hfdinterp
-on a short and a 10× longer generated clip and prints both peaks (memory must stay flat).
+hfdinterp with ``--ensemble``; ``--no-refine`` one without test-time flow refinement.
+``--memory-check`` also runs hfdinterp on a short and a 10× longer generated clip and prints both
+peaks (memory must stay flat).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ class DiffusionConfig:
 @dataclass(frozen=True)
 class SynthesizerConfig:
     widths: tuple[int, ...] = (16, 24, 32, 48)  # decoder channels at 1/2, 1/4, 1/8, 1/16
-    # How the two frames are warped for the output frame at inference: "cubic" (Catmull–Rom) or
-    # "bilinear". Training always uses bilinear (see Synthesizer).
+    # How the two frames are warped for the output frame: "cubic" (Catmull–Rom) or "bilinear".
+    # Training stages may override it (train.stages.Stage.output_warp).
     image_warp: str = "cubic"
 
     def __post_init__(self):

@@ -10,15 +10,23 @@ import torch
 import torch.nn.functional as F
 
 
+def sample_positions(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x + flow(x) as (B, H, W) x and y coordinates, always in float32: in half precision a
+    coordinate past 1024 has no fractional part left, and every sample would snap to a whole pixel."""
+    _, _, height, width = flow.shape
+    flow = flow.float()
+    ys = torch.arange(height, device=flow.device, dtype=torch.float32).view(1, height, 1)
+    xs = torch.arange(width, device=flow.device, dtype=torch.float32).view(1, 1, width)
+    return xs + flow[:, 0], ys + flow[:, 1]
+
+
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` at ``x + flow(x)``: (B, C, H, W), (B, 2, H, W) -> (B, C, H, W)."""
     _, _, height, width = image.shape
-    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
-    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
-    x = xs + flow[:, 0]  # (B, H, W)
-    y = ys + flow[:, 1]
+    x, y = sample_positions(flow)
     grid = torch.stack(((2 * x + 1) / width - 1, (2 * y + 1) / height - 1), dim=-1)
-    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    sampled = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return sampled.to(image.dtype)
 
 
 def catmull_rom_weights(t: torch.Tensor) -> list[torch.Tensor]:
@@ -38,21 +46,19 @@ def cubic_backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor
     gentler kernel. Differentiable with respect to ``flow`` through the weights.
     """
     batch, channels, height, width = image.shape
-    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
-    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
-    x, y = xs + flow[:, 0], ys + flow[:, 1]  # (B, H, W)
+    x, y = sample_positions(flow)
     x0, y0 = torch.floor(x), torch.floor(y)
-    weights_x = catmull_rom_weights((x - x0).to(image.dtype))
-    weights_y = catmull_rom_weights((y - y0).to(image.dtype))
-    flat = image.reshape(batch, channels, height * width)
-    out = torch.zeros_like(image)
+    weights_x = catmull_rom_weights(x - x0)
+    weights_y = catmull_rom_weights(y - y0)
+    flat = image.float().reshape(batch, channels, height * width)
+    out = torch.zeros_like(flat).view(batch, channels, height, width)
     for j, weight_y in enumerate(weights_y):
         row = (y0 + (j - 1)).clamp(0, height - 1).long() * width
         for i, weight_x in enumerate(weights_x):
             index = (row + (x0 + (i - 1)).clamp(0, width - 1).long()).view(batch, 1, -1).expand(-1, channels, -1)
             tap = torch.gather(flat, 2, index).view(batch, channels, height, width)
             out = out + tap * (weight_x * weight_y).unsqueeze(1)
-    return out
+    return out.to(image.dtype)
 
 
 WARPS = {"bilinear": backward_warp, "cubic": cubic_backward_warp}

@@ -44,7 +44,8 @@ def test_zero_steps_leave_the_flow_alone_and_each_pair_is_refined_on_its_own():
     alone = refine_flow(image0, image1, start, torch.tensor([0.5]), FlowRefinement(steps=5))
     other0, other1, other = shifted_pair(-3)
     batch = refine_flow(torch.cat((image0, other0)), torch.cat((image1, other1)),
-                        torch.cat((start, downsample_flow(other, 4))), torch.tensor([0.5, 0.3]), FlowRefinement(steps=5))
+                        torch.cat((start, downsample_flow(other, 4))), torch.tensor([0.5, 0.3]),
+                        FlowRefinement(steps=5))
     assert torch.allclose(batch[:1], alone, atol=1e-5)
 
 

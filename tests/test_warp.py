@@ -62,6 +62,17 @@ def test_files_from_before_the_image_warp_field_keep_bilinear():
     assert HFDConfig.from_json(PRESETS["small"].to_json()) == PRESETS["small"]
 
 
+@pytest.mark.parametrize("warp", [backward_warp, cubic_backward_warp])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_flow_keeps_sub_pixel_positions_on_wide_frames(warp, dtype):
+    ramp = torch.arange(1500.0).view(1, 1, 1, 1500).expand(1, 1, 4, 1500)
+    flow = torch.zeros(1, 2, 4, 1500, dtype=dtype)
+    flow[:, 0] = 0.5
+    warped = warp(ramp, flow)
+    assert warped.dtype == ramp.dtype
+    assert torch.allclose(warped[..., 2:-2], ramp[..., 2:-2] + 0.5, atol=1e-3)
+
+
 def test_outside_samples_take_the_border():
     image = torch.arange(4.0).view(1, 1, 1, 4)
     flow = torch.full((1, 2, 1, 4), 0.0)
