@@ -142,6 +142,8 @@ def video(
     refine_steps: RefineOption = 60,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
+    devices: Annotated[Optional[str], typer.Option(help="Several devices, one model each, over windows of the video: "
+                                                   "cuda:0,cuda:1 or all (the output is the same as on one).")] = None,
     precision: PrecisionOption = "auto",
     weights: WeightsOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
@@ -164,6 +166,12 @@ def video(
                              audio=not no_audio),
     )
     load = lambda: load_interpolator(weights, device, precision, steps, ensemble, refine_steps)  # noqa: E731
+    if devices is not None:
+        from .video.devices import parse_devices
+        if device != "auto":
+            raise HFDError("give --device or --devices, not both")
+        names = parse_devices(devices)
+        load = lambda: [load_interpolator(weights, name, precision, steps, ensemble, refine_steps) for name in names]  # noqa: E731
     columns = (TextColumn("[bold]interpolating"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[speed]:.1f} frames/s"), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=quiet, transient=True) as bar:
@@ -185,6 +193,73 @@ def video(
             print(text)
         else:
             json_report.write_text(text + "\n")
+
+
+@app.command("batch")
+@user_errors
+def batch_command(
+    input: Annotated[Path, typer.Argument(help="A folder of videos (searched recursively) or a text file listing one per line.")],
+    output: Annotated[Path, typer.Argument(help="Output folder (created); each video keeps its relative path and name.")],
+    factor: Annotated[int, typer.Option("--factor", "-f", help="2, 4, 8 or 16: frames per source frame (recursive halving).")] = 2,
+    fps: Annotated[Optional[str], typer.Option(help="Exact target rate instead of --factor: 60, 59.94, 60000/1001.")] = None,
+    suffix: Annotated[Optional[str], typer.Option(help="Output container, e.g. .mkv (default: each input's own).")] = None,
+    codec: Annotated[str, typer.Option(help="libx264, libx265, libvpx-vp9, libsvtav1, prores_ks, ffv1 (or x264, x265, vp9, av1, prores).")] = "libx264",
+    crf: Annotated[Optional[int], typer.Option(help="Quality for x264/x265/VP9/AV1 (lower is better).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Encoder speed preset.")] = None,
+    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format (default: the input's).")] = None,
+    lossless: Annotated[bool, typer.Option(help="Lossless encoding.")] = False,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave out audio and subtitle streams.")] = False,
+    scene_threshold: Annotated[float, typer.Option(help="Scene-cut score above which a pair is not interpolated; 0 turns it off.")] = 0.35,
+    cut_fill: Annotated[str, typer.Option(help="Frames at a cut: hold or blend.")] = "hold",
+    batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
+    steps: StepsOption = 6,
+    ensemble: EnsembleOption = False,
+    refine_steps: RefineOption = 60,
+    seed: SeedOption = 0,
+    device: Annotated[str, typer.Option(help="As for video; under torchrun 'auto' gives each rank of a node its own GPU.")] = "auto",
+    precision: PrecisionOption = "auto",
+    weights: WeightsOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist but this batch's manifest has not recorded.")] = False,
+    json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the summary as JSON to this file ('-' for stdout).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per file or summary.")] = False,
+) -> None:
+    """Interpolate a folder of videos; resumable, and shared between the ranks of torchrun."""
+    import json
+
+    from .interpolate import load_interpolator
+    from .video.batch import BatchRequest, run_batch
+    from .video.pipeline import VideoRequest
+    from .video.sink import EncodeOptions
+
+    video = VideoRequest(input=input, output=output, factor=factor, fps=fps, batch=batch, seed=seed,
+                         scene_threshold=scene_threshold, cut_fill=cut_fill, overwrite=overwrite,
+                         encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                                              lossless=lossless, audio=not no_audio))
+    model = {"weights": weights, "steps": steps, "ensemble": ensemble, "refine_steps": refine_steps, "precision": precision}
+    request = BatchRequest(input, output, video, model, suffix, device)
+
+    def on_file(result, number, total) -> None:
+        if not quiet:
+            detail = f"{result.frames_in} → {result.frames_out} frames" if result.status == "done" else result.error
+            console.print(f"[{'green' if result.status == 'done' else 'red'}]{result.status}[/] "
+                          f"(rank {result.rank}, {number}/{total}) {result.key}: {detail} ({result.seconds:.1f} s)",
+                          highlight=False, soft_wrap=True)
+
+    load = lambda on: load_interpolator(weights, on, precision, steps, ensemble, refine_steps)  # noqa: E731
+    summary = run_batch(load, request, on_file=on_file, on_warning=_warn)
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if main_rank and not quiet:
+        console.print(f"[green]batch[/green] {summary.output}: {summary.files} file(s): {summary.done} done, "
+                      f"{summary.skipped} done earlier, {summary.failed} failed; {summary.frames_in} frames in, "
+                      f"{summary.frames_out} out; {summary.ranks} rank(s), {summary.seconds:.1f} s", highlight=False, soft_wrap=True)
+    if main_rank and json_report is not None:
+        text = json.dumps(summary.to_dict(), indent=2)
+        if str(json_report) == "-":
+            print(text)
+        else:
+            json_report.write_text(text + "\n")
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -135,7 +135,8 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> None:
             continue
 
 
-def interpolate_video(interpolator: Interpolator | Callable[[], Interpolator], request: VideoRequest,
+def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable[[], Interpolator | list[Interpolator]],
+                      request: VideoRequest,
                       on_progress: Callable[[Progress], None] | None = None,
                       on_warning: Callable[[str], None] | None = None) -> Summary:
     check_paths(request)
@@ -156,8 +157,10 @@ def interpolate_video(interpolator: Interpolator | Callable[[], Interpolator], r
         info = source.info
         for message in source.warnings:
             warn(message)
-        if not isinstance(interpolator, Interpolator):
+        if not isinstance(interpolator, (Interpolator, list)):
             interpolator = interpolator()
+        models = interpolator if isinstance(interpolator, list) else [interpolator]  # one per device
+        interpolator = models[0]
         rate_out = target_rate or info.rate * request.factor
         time_base = (1 / target_rate) if target_rate else source.time_base / request.factor
         sink = open_sink(request.output, info, rate_out, time_base, request.encode, request.overwrite, warn)
@@ -196,7 +199,11 @@ def interpolate_video(interpolator: Interpolator | Callable[[], Interpolator], r
         reader.thread.start()
         writer.thread.start()
         try:
-            engine = _Engine(interpolator, request, info, batch, depth, target_rate, time_base, warn)
+            if len(models) == 1:
+                engine = _Engine(interpolator, request, info, batch, depth, target_rate, time_base, warn)
+            else:
+                from .devices import ParallelEngine
+                engine = ParallelEngine(models, request, info, batch, depth, target_rate, time_base, warn)
 
             def emit(item) -> None:
                 while True:
@@ -345,8 +352,7 @@ class _Engine:
             plan += [(i, o) for o in self.schedule.interval(self.frames_in - count + i, start, end, last)]
         if final:
             self.end_time = frames[-1].time + (frames[-1].duration or 1 / self.info.rate)
-        results = self._synthesise(plan, frames, prepared, cuts)
-        out = self._emit(plan, results)
+        out = self._dispatch(plan, frames, prepared, cuts)
         if not final:
             self.window = frames[-1:]
             self.prepared = prepared[count - 1]
@@ -354,6 +360,10 @@ class _Engine:
         else:
             self.window, self.prepared, self.thumb = [], None, None
         return out
+
+    def _dispatch(self, plan, frames: list[Frame], prepared: Prepared, cuts: list[bool]) -> list:
+        """Synthesise the window's plan and emit it (``--devices``: on the next device, in order)."""
+        return self._emit(plan, self._synthesise(plan, frames, prepared, cuts))
 
     def _emit(self, plan, results) -> list:
         out = []

@@ -1,0 +1,68 @@
+"""`hfdinterp video --devices`: windows dealt out to one model per device give one device's output."""
+
+import av
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hfdinterp import HFD, PRESETS, save_weights
+
+from hfdinterp.cli import app
+from hfdinterp.video import devices as parallel
+from hfdinterp.video.testclip import make_test_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):  # a scene cut inside, so the carried scene-cut thumbnail matters too
+    return make_test_clip(tmp_path_factory.mktemp("devices") / "clip.mp4", 64, 48, frames=9, rate=24, cut_at=5)
+
+
+@pytest.fixture(scope="module")
+def moving_weights(tmp_path_factory):
+    """A tiny model whose denoiser heads (zero at initialisation) give a non-zero flow, so the
+    output depends on the features, the seeds and the scene cuts each window is given."""
+    torch.manual_seed(1)
+    model = HFD(PRESETS["tiny"]).eval()
+    for head in model.denoiser.heads:
+        torch.nn.init.normal_(head.weight, std=0.1)
+    path = tmp_path_factory.mktemp("weights") / "moving.safetensors"
+    save_weights(model, path)
+    return str(path)
+
+
+def frames(path):
+    with av.open(str(path)) as container:
+        return [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+
+
+def run(clip, out, weights, *extra):
+    result = CliRunner().invoke(app, ["video", str(clip), str(out), "-w", weights, "--codec", "ffv1", "--batch", "2",
+                                      "--refine-steps", "0", "--quiet", *extra])
+    assert result.exit_code == 0, result.output
+    return frames(out)
+
+
+@pytest.mark.parametrize("timing", [["--factor", "2"], ["--factor", "4"], ["--fps", "60"]])
+def test_two_cpu_workers_give_exactly_one_devices_output(clip, tmp_path, moving_weights, timing, monkeypatch):
+    in_flight = []
+    finished = parallel.ParallelEngine._finished
+
+    def watched(self, wait_for):
+        in_flight.append(len(self.in_flight))
+        return finished(self, wait_for)
+
+    monkeypatch.setattr(parallel.ParallelEngine, "_finished", watched)
+    one = run(clip, tmp_path / "one.mkv", moving_weights, *timing)
+    two = run(clip, tmp_path / "two.mkv", moving_weights, "--devices", "cpu,cpu", *timing)
+    assert len(one) == len(two) > 9 and [pts for pts, _ in one] == [pts for pts, _ in two]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(one, two))
+    assert any(not np.array_equal(a, one[0][1]) for _, a in one)  # the frames differ: a real comparison
+    assert len(in_flight) >= 4 and max(in_flight) <= 2  # several windows, never more than one per device in flight
+
+
+def test_devices_option_errors(clip, tmp_path, tiny_weights):
+    for extra, message in ((["--devices", ","], "comma-separated"), (["--devices", "cpu,cpu", "--device", "cpu"], "not both")):
+        result = CliRunner().invoke(app, ["video", str(clip), str(tmp_path / "x.mp4"), "-w", tiny_weights, *extra])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not (tmp_path / "x.mp4").exists()
