@@ -73,6 +73,12 @@ def test_jobs_from_a_list_file_and_clear_errors(tmp_path):
     listing.write_text("a/one.mp4\nmissing.mp4\n")
     with pytest.raises(HFDError, match="line 2: missing.mp4: no such file"):
         list_jobs(request(listing, tmp_path / "out"))
+    with pytest.raises(HFDError, match="outputs would overwrite the inputs"):
+        list_jobs(request(tmp_path / "a", tmp_path / "a"))
+    listing.write_text("one.mp4\n")
+    (tmp_path / "one.mp4").write_bytes(b"0")
+    with pytest.raises(HFDError, match="would overwrite the input"):
+        list_jobs(request(listing, tmp_path))
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(HFDError, match="no videos found"):

@@ -224,13 +224,11 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
     base_lr = config.learning_rate or stage.learning_rate
     optimizer = torch.optim.AdamW(parameters, lr=base_lr, weight_decay=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    ema = EMA(model, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)  # each rank its own noise
     step = 0
     state = _read_checkpoint(checkpoint, rank, world)
     if state is not None:
         model.load_state_dict(state["model"], strict=True)
-        ema.model.load_state_dict(state["ema"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
@@ -241,10 +239,13 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
         if log and rank == 0:
             log(f"resumed {checkpoint} at step {step}" + ("" if saved is not None else
                 f" (written by {state.get('world', 1)} rank(s), now {world}: noise generators reseeded)"))
-        del state
     training_step = TrainingStep(model, stage, _perceptual(config, device))
     ddp = torch.nn.parallel.DistributedDataParallel(training_step, find_unused_parameters=True) if world > 1 \
-        else training_step
+        else training_step  # (DDP starts every rank from rank 0's parameters)
+    ema = EMA(model, config.ema_decay)
+    if state is not None:
+        ema.model.load_state_dict(state["ema"], strict=True)
+        del state
 
     def save():
         generators = _gathered(generator.get_state(), world)  # every rank takes part

@@ -95,6 +95,8 @@ def list_jobs(request: BatchRequest) -> list[Job]:
     if request.suffix is not None and request.suffix.lower() not in VIDEO_SUFFIXES:
         raise HFDError(f"--suffix must be one of {', '.join(VIDEO_SUFFIXES)}")
     _check_options(request.video)
+    if source.is_dir() and out.resolve() == source.resolve():
+        raise HFDError(f"{out}: is the input folder; the outputs would overwrite the inputs")
     if source.is_dir():
         inside = out.resolve()
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
@@ -121,6 +123,8 @@ def list_jobs(request: BatchRequest) -> list[Job]:
         if key in seen:
             raise HFDError(f"{seen[key]} and {path} would both be written to {out / key}")
         seen[key] = path
+        if (out / relative).resolve() == path.resolve():
+            raise HFDError(f"{path}: the output would overwrite the input (give another output folder)")
         jobs.append(Job(path, out / relative, key, path.stat().st_size))
     return jobs
 
