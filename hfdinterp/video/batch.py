@@ -191,13 +191,14 @@ def _temporaries(job: Job) -> tuple[Path, Path]:
 
 
 # -- run -------------------------------------------------------------------------------------------
-def _process_group() -> tuple[int, int]:
-    """(rank, world size): under torchrun a gloo group (a few small messages, on any device)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+def _process_group() -> tuple[int, int, bool]:
+    """(rank, world size, whether we joined): under torchrun a gloo group (small messages, any device)."""
+    joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
+    if joined:
         dist.init_process_group("gloo", timeout=RANK_TIMEOUT)
     if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+        return dist.get_rank(), dist.get_world_size(), joined
+    return 0, 1, False
 
 
 def rank_device(device: str) -> str:
@@ -254,7 +255,7 @@ def run_batch(load: Callable[[str], object], request: BatchRequest,
     ``load(device)`` gives the Interpolator; it is called once, and only if this rank has work.
     A file that fails is recorded and the batch goes on; bad options or weights stop it at once."""
     started = clock.time()
-    rank, world = _process_group()
+    rank, world, joined = _process_group()
     options = fingerprint(request)
     plan = None
     if rank == 0:  # one rank plans, so every rank shares out the same list
@@ -303,6 +304,8 @@ def run_batch(load: Callable[[str], object], request: BatchRequest,
                 on_file(result, number, len(mine))
     results += [FileResult(job.key, str(job.input), "skipped", rank) for job in (earlier if rank == 0 else [])]
     everything = sorted(_gather([asdict(r) for r in results], world), key=lambda r: r["key"])
+    if joined:
+        dist.destroy_process_group()
     count = lambda status: sum(r["status"] == status for r in everything)  # noqa: E731
     return BatchSummary(
         input=str(request.input), output=str(request.output), files=len(everything), done=count("done"),
