@@ -11,6 +11,12 @@ Symbols (DDIM, Song et al. 2021; HFD, CVPR 2025):
 
 The sampler is a pure function of a ``denoise(x_t, t, level, estimate) -> x0_hat`` callable:
 it knows nothing about the network, and the network knows nothing about it.
+
+Precision and devices: the DDIM state, the noise and every x̂_0 are float32 whatever the network
+computes in (under half-precision autocast a flow of 150.3 px would otherwise be stored as 150.0).
+The per-step coefficients √ᾱ_t are Python floats read once from the float64 table on the host, so
+the loop sends nothing to the device; noise is drawn on the device of its generator, so a device
+generator means no copies either, and nothing in the loop reads a device value back (no host syncs).
 """
 
 from __future__ import annotations
@@ -64,9 +70,14 @@ def split_steps(total: int, levels: int = 3) -> tuple[int, ...]:
 
 
 def q_sample(x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
-    """Forward process q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I). ``t`` is an int or a (B,) tensor."""
-    a = abar.to(x0.device)[t] if isinstance(t, int) else abar.to(x0.device)[t.to(x0.device)]
-    a = a.to(x0.dtype).reshape(-1, 1, 1, 1)
+    """Forward process q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I). ``t`` is an int or a (B,) tensor.
+
+    With an int ``t`` and the host table of ``alpha_bar`` the coefficients are plain floats: nothing
+    is copied to ``x0``'s device. A tensor ``t`` indexes the table where ``t`` lives (training)."""
+    if isinstance(t, int):
+        a = float(abar[t])
+        return a ** 0.5 * x0 + (1 - a) ** 0.5 * noise
+    a = abar.to(t.device)[t].to(device=x0.device, dtype=x0.dtype).reshape(-1, 1, 1, 1)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
@@ -77,16 +88,22 @@ def ddim_step(x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, t_next: int, abar
     return a_next ** 0.5 * x0_hat + (1 - a_next) ** 0.5 * eps_hat
 
 
-def gaussian(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU (the same numbers on every device).
+def gaussian(shape: tuple[int, ...], generator: torch.Generator | Sequence[torch.Generator] | None,
+             device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal float32 noise on ``device``, drawn where the generator lives (a device generator:
+    no copy; a CPU generator for a GPU tensor, as training hands in: one copy).
 
     With one generator per sample, each sample's noise is independent of the batch it is in.
     """
+    def draw(size: tuple[int, ...], g: torch.Generator | None) -> torch.Tensor:
+        where = device if g is None else g.device
+        return torch.randn(size, generator=g, device=where, dtype=torch.float32).to(device)
+
     if generator is None or isinstance(generator, torch.Generator):
-        return torch.randn(shape, generator=generator, dtype=torch.float32)
+        return draw(shape, generator)
     if len(generator) != shape[0]:
         raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-    return torch.cat([torch.randn((1, *shape[1:]), generator=g, dtype=torch.float32) for g in generator])
+    return torch.cat([draw((1, *shape[1:]), g) for g in generator])
 
 
 def sample_hierarchical(
@@ -98,25 +115,28 @@ def sample_hierarchical(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> list[torch.Tensor]:
-    """Coarse-to-fine DDIM over the flow pyramid; returns each level's x̂_0 (scaled units).
+    """Coarse-to-fine DDIM over the flow pyramid; returns each level's x̂_0 (scaled units, float32).
 
     1. x_T ~ N(0, I) at the coarsest level.
     2. Within a level: x̂_0 = denoise(x_t, t, ℓ, estimate), then a DDIM step to the next t.
     3. Between levels: upsample the level's x̂_0 ×2 and re-noise it to the next level's first t with q.
     The ``estimate`` handed to the denoiser is the latest x̂_0 (zeros at the start): self-conditioning.
+    The state is float32 whatever the network's precision; ``dtype`` is accepted for old callers and
+    may only widen it (float64), never narrow it.
     """
-    abar = alpha_bar(config)
+    dtype = torch.promote_types(dtype, torch.float32)
+    abar = alpha_bar(config)  # host float64 table: the loop reads Python floats from it
     schedule = level_timesteps(config, steps_per_level)
-    x_t = gaussian(coarsest_shape, generator).to(device=device, dtype=dtype)
+    x_t = gaussian(coarsest_shape, generator, device).to(dtype)
     estimate = torch.zeros_like(x_t)
     x0_per_level = []
     for level, timesteps in enumerate(schedule):
         if level > 0:
             estimate = upsample_flow(x0_per_level[-1])
-            noise = gaussian(tuple(estimate.shape), generator).to(device=device, dtype=dtype)
+            noise = gaussian(tuple(estimate.shape), generator, device).to(dtype)
             x_t = q_sample(estimate, timesteps[0], noise, abar)
         for i, t in enumerate(timesteps):
-            x0_hat = denoise(x_t, t, level, estimate)
+            x0_hat = denoise(x_t, t, level, estimate).to(dtype)  # the network may answer in half precision
             estimate = x0_hat
             if i + 1 < len(timesteps):
                 x_t = ddim_step(x_t, x0_hat, t, timesteps[i + 1], abar)

@@ -15,6 +15,13 @@ Adam steps on
 
 with the frames at 1/2 resolution. The robust ρ lets occluded pixels disagree; λ keeps δ smooth.
 It always runs in float32 and with gradients on, whatever the caller's mode.
+
+How it is made cheap: every term is linear in δ up to the warp, so the sample positions of the
+starting flow are computed once and each step adds only the upsampled δ (2 channels) to them; both
+frames are warped by one ``grid_sample`` call; each pair of a batch is its own problem (per-pair
+loss sums, per-pair Adam state), and a pair stops once its photometric loss has stopped falling
+(less than ``settle`` relative gain over ``patience`` steps), so a batch costs no more than its
+slowest pair and the result of a pair never depends on the batch it is in.
 """
 
 from __future__ import annotations
@@ -24,15 +31,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .warp import upsample_flow, warp_bilateral
+from .warp import upsample_flow
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
 
 @dataclass(frozen=True)
 class FlowRefinement:
-    steps: int = 60  # Adam steps; 0 turns the refinement off
+    steps: int = 60  # Adam steps at most; 0 turns the refinement off
     learning_rate: float = 0.4  # full-resolution pixels per step, roughly
     smoothness: float = 0.01  # λ, the weight of the total variation of δ
     image_scale: int = 2  # the frames are compared at 1/image_scale resolution
+    patience: int = 10  # steps between two looks at whether a pair's loss still falls
+    settle: float = 0.0  # a pair stops when its loss fell by less than this fraction since the last look; 0: never
 
 
 def robust_penalty(difference: torch.Tensor) -> torch.Tensor:
@@ -41,8 +53,9 @@ def robust_penalty(difference: torch.Tensor) -> torch.Tensor:
 
 
 def total_variation(field: torch.Tensor) -> torch.Tensor:
-    return ((field[..., 1:, :] - field[..., :-1, :]).abs().mean()
-            + (field[..., :, 1:] - field[..., :, :-1]).abs().mean())
+    """Mean absolute difference of neighbours, per sample: (B, C, h, w) -> (B,)."""
+    return ((field[..., 1:, :] - field[..., :-1, :]).abs().mean((1, 2, 3))
+            + (field[..., :, 1:] - field[..., :, :-1]).abs().mean((1, 2, 3)))
 
 
 def along_path(flow: torch.Tensor, delta: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
@@ -51,28 +64,62 @@ def along_path(flow: torch.Tensor, delta: torch.Tensor, time: torch.Tensor) -> t
     return flow + torch.cat((-tau * delta, (1 - tau) * delta), dim=1)
 
 
+def _grid(flow: torch.Tensor) -> torch.Tensor:
+    """Pixel flow (B, 2, h, w) -> the sample positions x + flow(x) in grid_sample's [−1, 1] units."""
+    _, _, height, width = flow.shape
+    xs = torch.arange(width, device=flow.device, dtype=torch.float32)
+    ys = torch.arange(height, device=flow.device, dtype=torch.float32)
+    x = (2 * (xs.view(1, 1, width) + flow[:, 0]) + 1) / width - 1
+    y = (2 * (ys.view(1, height, 1) + flow[:, 1]) + 1) / height - 1
+    return torch.stack((x, y), dim=-1)  # (B, h, w, 2)
+
+
 def refine_flow(image0: torch.Tensor, image1: torch.Tensor, flow: torch.Tensor, time: torch.Tensor,
                 settings: FlowRefinement = FlowRefinement()) -> torch.Tensor:
     """The bilateral ``flow`` (B, 4, h, w, full-resolution pixels) made photometrically consistent
     between ``image0`` and ``image1`` (B, 3, H, W) at ``time`` (B,). Each pair is refined on its own."""
     if settings.steps <= 0:
         return flow
+    batch, scale = flow.shape[0], settings.image_scale
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(flow.device.type, enabled=False):
         # Clones turn inference-mode tensors into ordinary ones that autograd may save.
-        frames = [F.avg_pool2d(image.float(), settings.image_scale) if settings.image_scale > 1 else image.float()
-                  for image in (image0.clone(), image1.clone())]
-        start = flow.clone().float()
-        time = time.clone().float()
-        delta = torch.zeros(start.shape[0], 2, *start.shape[-2:], device=start.device, requires_grad=True)
-        optimizer = torch.optim.Adam([delta], lr=settings.learning_rate)
-        for _ in range(settings.steps):
-            candidate = upsample_flow(along_path(start, delta, time), frames[0].shape[-2:])
-            warped0, warped1 = warp_bilateral(frames[0], frames[1], candidate, settings.image_scale)
-            # Summed over the batch so that every pair's step is its own (Adam normalises per element).
-            loss = robust_penalty(warped0 - warped1).mean((1, 2, 3)).sum()
-            loss = loss + settings.smoothness * sum(total_variation(d) for d in delta.unbind(0))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        refined = along_path(start, delta.detach(), time)
+        frames = torch.cat((image0, image1)).float().clone()
+        frames = F.avg_pool2d(frames, scale) if scale > 1 else frames  # (2B, 3, H/s, W/s)
+        size = frames.shape[-2:]
+        start = flow.detach().float().clone()
+        tau = time.detach().float().clone().to(flow.device).view(-1, 1, 1, 1)
+        # Sample positions of the starting flow, once; a step moves them by the upsampled δ only.
+        positions = upsample_flow(start, size) / scale  # (B, 4, H/s, W/s), pixels of the frames
+        bases = _grid(positions[:, 0:2]), _grid(positions[:, 2:4])  # (B, H/s, W/s, 2) each
+        per_pixel = torch.tensor([2 / (size[1] * scale), 2 / (size[0] * scale)], device=flow.device)
+        gains = -tau.view(-1, 1, 1, 1) * per_pixel, (1 - tau).view(-1, 1, 1, 1) * per_pixel  # grid units per δ px
+        frames = frames[:batch], frames[batch:]
+
+        delta = torch.zeros(batch, 2, *start.shape[-2:], device=flow.device, requires_grad=True)
+        moment, second = torch.zeros_like(delta), torch.zeros_like(delta)
+        active = torch.ones(batch, 1, 1, 1, device=flow.device)  # 1 while a pair still refines
+        previous = None
+        for step in range(1, settings.steps + 1):
+            moved = upsample_flow(delta, size).permute(0, 2, 3, 1)  # (B, H/s, W/s, 2)
+            warped0, warped1 = (F.grid_sample(frame, torch.addcmul(base, moved, gain), mode="bilinear",
+                                              padding_mode="border", align_corners=False)
+                                for frame, base, gain in zip(frames, bases, gains))
+            photometric = robust_penalty(warped0 - warped1).mean((1, 2, 3))  # (B,)
+            # Summed over the batch so that every pair's gradient is its own.
+            loss = (photometric + settings.smoothness * total_variation(delta)).sum()
+            (gradient,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():  # Adam (Kingma & Ba); a stopped pair stays stopped, its state unused
+                moment.lerp_(gradient, 1 - ADAM_BETAS[0])
+                second.mul_(ADAM_BETAS[1]).addcmul_(gradient, gradient, value=1 - ADAM_BETAS[1])
+                step_size = settings.learning_rate / (1 - ADAM_BETAS[0] ** step)
+                denominator = second.sqrt() / (1 - ADAM_BETAS[1] ** step) ** 0.5 + ADAM_EPS
+                delta.sub_(moment / denominator * (step_size * active))
+            if settings.settle > 0 and step % settings.patience == 0 and step < settings.steps:
+                current = photometric.detach()
+                if previous is not None:
+                    active = active * (current < previous * (1 - settings.settle)).float().view(-1, 1, 1, 1)
+                    if not bool(active.any()):  # one host sync per ``patience`` steps
+                        break
+                previous = current
+        refined = along_path(start, delta.detach(), tau.view(-1))
     return refined.to(flow.dtype)

@@ -6,7 +6,9 @@ Conventions
   * flow: bilateral, channels (f_τ→0 x, y, f_τ→1 x, y), in full-resolution pixels at every level;
     the diffusion works on flow / ``flow_scale``;
   * pyramid: index 0..3 = 1/2, 1/4, 1/8, 1/16; diffusion levels run 1/16 → 1/8 → 1/4;
-  * time τ in (0, 1): 0 is I0, 1 is I1; the paper's model is τ = 0.5.
+  * time τ in (0, 1): 0 is I0, 1 is I1; the paper's model is τ = 0.5;
+  * precision: convolutions may run under autocast (half precision on GPUs); flows, the DDIM state,
+    the noise and every warp are float32 always (``hfdinterp.interpolate`` states the whole policy).
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ class HFD(nn.Module):
         batch, _, height, width = coarsest.shape
         x0 = sample_hierarchical(
             self.denoise_fn(features0, features1, time), (batch, 4, height, width), self.config.diffusion,
-            generator=generator, steps_per_level=steps_per_level, device=coarsest.device, dtype=coarsest.dtype,
-        )
+            generator=generator, steps_per_level=steps_per_level, device=coarsest.device,
+        )  # float32 whatever the features' precision
         return [x * self.config.diffusion.flow_scale for x in x0]
 
     def sample_flows_both_ways(self, features0, features1, time, generator=None,

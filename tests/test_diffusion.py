@@ -1,8 +1,10 @@
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from hfdinterp.config import DiffusionConfig
-from hfdinterp.diffusion import (alpha_bar, ddim_step, level_segments, level_timesteps, q_sample,
+from hfdinterp.diffusion import (alpha_bar, ddim_step, gaussian, level_segments, level_timesteps, q_sample,
                                  sample_hierarchical, split_steps)
 from hfdinterp.warp import upsample_flow
 
@@ -94,3 +96,46 @@ def test_per_sample_generators_make_noise_independent_of_the_batch():
                                [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
     second = sample_hierarchical(denoise, (1, 4, 2, 2), DiffusionConfig(), [torch.Generator().manual_seed(2)])
     assert torch.equal(both[-1][1:], second[-1])
+
+
+class _HostTraffic(TorchDispatchMode):
+    """Records every op that moves a host tensor onto another device, and every read of a device value."""
+
+    def __init__(self):
+        super().__init__()
+        self.uploads, self.reads = [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        tensors = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        outputs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        if any(t.device.type == "cpu" for t in tensors) and any(o.device.type != "cpu" for o in outputs):
+            self.uploads.append(str(func))
+        if func is torch.ops.aten._local_scalar_dense.default and tensors[0].device.type != "cpu":
+            self.reads.append(str(func))
+        return out
+
+
+def test_the_sampler_sends_nothing_to_the_device_and_keeps_float32_state():
+    """On a fake device ("meta": tensors without data), no op of the sampler copies a host tensor to the
+    device (noise, schedule tables) or reads one back, and a half-precision network's answers are widened."""
+    calls = []
+
+    def half_precision_network(x_t, t, level, estimate):
+        calls.append((t, x_t.device.type, x_t.dtype, estimate.dtype))
+        return (0.5 * x_t + estimate).to(torch.bfloat16)
+
+    with _HostTraffic() as traffic:
+        out = sample_hierarchical(half_precision_network, (2, 4, 3, 5), DiffusionConfig(), device="meta")
+    assert traffic.uploads == [] and traffic.reads == []
+    assert [c[1:] for c in calls] == [("meta", torch.float32, torch.float32)] * 6
+    assert [(x.device.type, x.dtype, tuple(x.shape)) for x in out] == [
+        ("meta", torch.float32, (2, 4, 3, 5)), ("meta", torch.float32, (2, 4, 6, 10)),
+        ("meta", torch.float32, (2, 4, 12, 20))]
+
+
+def test_noise_is_drawn_on_the_generators_device():
+    generator = torch.Generator(device="cpu").manual_seed(5)
+    noise = gaussian((2, 4, 3, 3), [generator, torch.Generator().manual_seed(6)], device="cpu")
+    assert noise.dtype == torch.float32
+    assert torch.equal(noise[:1], torch.randn((1, 4, 3, 3), generator=torch.Generator().manual_seed(5)))

@@ -1,3 +1,4 @@
+import copy
 import numpy as np
 import pytest
 import torch
@@ -143,3 +144,41 @@ def test_the_output_frame_is_warped_as_configured_unless_told_otherwise(tiny_mod
         for override, warp in ((None, cubic_backward_warp), ("bilinear", backward_warp)):
             out = tiny_model.synthesizer(image0, image1, *features, flows, torch.tensor([0.5]), override)
             assert torch.allclose(out["warped0"], warp(image0, out["flow"][:, 0:2]), atol=1e-5)
+
+
+def _constant_flow_model(tiny_model, motion_px: float):
+    """The tiny model made to sample the flow (−m, 0, +m, 0) px everywhere and to hand it to the output
+    unchanged: level 1/16 says 150 px (exact in bf16), 1/8 adds the last 0.3 px, 1/4 adds nothing.
+    Every denoiser call adds its head's bias to the estimate, so a level's bias is split over its steps."""
+    model = copy.deepcopy(tiny_model)
+    scale = model.config.diffusion.flow_scale
+    coarse = 150.0
+    with torch.no_grad():
+        for level, px in enumerate((coarse, motion_px - coarse, 0.0)):
+            head = model.denoiser.heads[level]
+            head.weight.zero_()
+            per_step = px / model.config.diffusion.steps_per_level[level]
+            head.bias.copy_(torch.tensor([-per_step, 0.0, per_step, 0.0]) / scale)
+        synth = model.synthesizer
+        synth.level2_flow.weight.zero_()
+        synth.level2_flow.bias.zero_()
+        synth.level2.up.weight[:, 0:4].zero_()
+        synth.level2.up.bias[0:4].zero_()
+    return model
+
+
+def test_bf16_autocast_keeps_a_large_moving_flow_sub_pixel(tiny_model):
+    """Under half-precision autocast only the convolutions are half: at 150.3 px a bf16 flow could hold
+    150.0 or 151.0 only, so the sampler state, the sampled flows and the output flow must stay float32."""
+    model = _constant_flow_model(tiny_model, 150.3)
+    interpolator = Interpolator(model, torch.device("cpu"), torch.bfloat16, refinement=None)
+    a, b = moving_square(64, 96), moving_square(64, 96, shift=5)
+    prepared = interpolator.prepare(torch.from_numpy(np.stack((a, b)).transpose(0, 3, 1, 2)))
+    with torch.inference_mode(), interpolator._autocast():
+        flows = model.sample_flows(prepared[0].features, prepared[1].features, torch.tensor([0.5]),
+                                   [torch.Generator().manual_seed(0)])
+    assert all(flow.dtype == torch.float32 for flow in flows)
+    assert abs(float(flows[2][0, 2].mean()) - 150.3) < 0.02  # bf16 of the head's 0.3 px: 0.3008
+    out = interpolator.interpolate(a, b, return_all=True)
+    assert abs(float(out["flow"][2].mean()) - 150.3) < 0.02 and abs(float(out["flow"][0].mean()) + 150.3) < 0.02
+    assert float(np.ptp(out["flow"][2])) < 1e-3  # one value everywhere
