@@ -1,7 +1,16 @@
-"""Video benchmark: hfdinterp beside FFmpeg's minterpolate on the same clip, in the same run.
+"""Benchmarks that compare in one run: a video beside FFmpeg's minterpolate, or one pair beside RIFE.
 
     python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--no-refine] [--memory-check]
+    python -m hfdinterp.benchmark --pair 960x540 [--repeats N] [--images A B] [--rife-weights PKL] [...]
 
+**Per pair** (``--pair WxH``): one frame between two images of that size (a generated textured pair
+moving by a few pixels, or ``--images A B`` resized to it), in this process, one warm-up call per
+method and then the median of ``--repeats`` calls, the methods taking turns so that a busy machine
+slows them alike. When a RIFE 4.x IFNet can be loaded (``hfdinterp.train.teacher``, from
+``--rife-weights`` or the ``flownet.pkl`` of an installed RIFE package) it runs in the same loop and
+the ratio to it is printed; otherwise one line says why the row is missing.
+
+**Video** (a CLIP):
 Prints, for each method: output frames/s, wall time and peak memory (RSS of the process doing the
 work); and the PSNR of re-created dropped frames: the clip's even frames are interpolated 2× and the
 new frames are compared with the odd frames that were dropped. ``--ensemble`` adds a row for
@@ -24,6 +33,8 @@ from pathlib import Path
 import av
 import imageio_ffmpeg
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 # Runs one command in a child Python and reports its wall time and peak RSS (KiB on Linux).
 _MEASURE = """
@@ -81,16 +92,104 @@ def minterpolate_command(source: Path, target: Path, rate: Fraction, codec: list
             f"minterpolate=fps={rate.numerator}/{rate.denominator}:mi_mode=mci:mc_mode=obmc", *codec, str(target)]
 
 
-def main() -> None:
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"{text}: too small")
+    return width, height
+
+
+def synthetic_pair(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth random texture and the same texture moved 6 px right and 3 px down, (H, W, 3) in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    coarse = torch.from_numpy(rng.random((1, 3, height // 16 + 2, width // 16 + 2), dtype=np.float32))
+    fine = torch.from_numpy(rng.random((1, 3, height // 4 + 2, width // 4 + 2), dtype=np.float32))
+    texture = sum(F.interpolate(level, size=(height + 8, width + 8), mode="bicubic", align_corners=False) * weight
+                  for level, weight in ((coarse, 0.7), (fine, 0.3)))
+    texture = texture.clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(texture[3:3 + height, 6:6 + width]), np.ascontiguousarray(texture[:height, :width])
+
+
+def load_rife(path: Path | None):
+    """(teacher, None) or (None, why not): the RIFE row is optional and never a dependency."""
+    try:
+        from hfdinterp.train.teacher import RifeTeacher
+    except ImportError as error:
+        return None, f"RIFE row skipped: no RIFE re-implementation in this hfdinterp ({error})"
+    try:
+        return RifeTeacher.load(path), None
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        return None, f"RIFE row skipped: no RIFE 4.x weights found ({str(error).splitlines()[0] if str(error) else error})"
+
+
+def pair_benchmark(args: argparse.Namespace) -> None:
+    from hfdinterp.images import read_image
+    from hfdinterp.interpolate import load_interpolator
+
+    width, height = args.pair
+    if args.images:
+        frames = []
+        for path in args.images:
+            pixels = torch.from_numpy(read_image(path).pixels[..., :3].copy()).permute(2, 0, 1)[None]
+            frames.append(F.interpolate(pixels.float(), size=(height, width), mode="area")[0].permute(1, 2, 0).numpy())
+        image0, image1 = frames
+    else:
+        image0, image1 = synthetic_pair(width, height)
+    methods = {"hfdinterp": load_interpolator(args.weights, device=args.device)}
+    if args.no_refine:
+        methods["hfdinterp --refine-steps 0"] = load_interpolator(args.weights, device=args.device, refine_steps=0)
+    if args.ensemble:
+        methods["hfdinterp --ensemble"] = load_interpolator(args.weights, device=args.device, ensemble=True)
+    calls = {name: (lambda i=interpolator: i.interpolate(image0, image1, 0.5)) for name, interpolator in methods.items()}
+    teacher, why_not = load_rife(args.rife_weights)
+    if teacher is not None:
+        pair = [torch.from_numpy(image.transpose(2, 0, 1).copy())[None] for image in (image0, image1)]
+        calls["RIFE 4.x (IFNet)"] = lambda: teacher.interpolate(pair[0], pair[1], 0.5)
+    print(f"pair: {width}×{height}, {torch.get_num_threads()} threads, median of {args.repeats} after a warm-up")
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for name, call in calls.items():
+        with torch.inference_mode():
+            call()  # warm-up: allocator, lazy initialisation
+    for _ in range(args.repeats):
+        for name, call in calls.items():  # taking turns: a load that comes and goes hits every method
+            started = time.perf_counter()
+            with torch.inference_mode():
+                call()
+            times[name].append(time.perf_counter() - started)
+    reference = "RIFE 4.x (IFNet)" if teacher is not None else "hfdinterp"
+    medians = {name: float(np.median(values)) for name, values in times.items()}
+    print(f"{'method':28} {'median s':>9} {'min s':>7} {'max s':>7} {'÷ ' + reference:>20}")
+    for name, values in times.items():
+        print(f"{name:28} {medians[name]:9.3f} {min(values):7.3f} {max(values):7.3f} "
+              f"{medians[name] / medians[reference]:20.2f}")
+    if why_not:
+        print(why_not)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("clip", type=Path)
+    parser.add_argument("clip", type=Path, nargs="?")
+    parser.add_argument("--pair", type=parse_size, metavar="WxH", help="time one pair of this size instead")
+    parser.add_argument("--repeats", type=int, default=5, help="--pair: timed calls per method (median)")
+    parser.add_argument("--images", type=Path, nargs=2, metavar=("A", "B"), help="--pair: these two images, resized")
+    parser.add_argument("--rife-weights", type=Path, help="--pair: RIFE 4.x flownet.pkl (default: found if installed)")
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--weights")
     parser.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--ensemble", action="store_true", help="also run hfdinterp with --ensemble")
     parser.add_argument("--no-refine", action="store_true",
                         help="also run hfdinterp with --refine-steps 0 (the paper's pipeline as is)")
     parser.add_argument("--memory-check", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.pair:
+        if args.repeats < 1:
+            parser.error("--repeats must be at least 1")
+        return pair_benchmark(args)
+    if args.clip is None:
+        parser.error("give a CLIP, or --pair WxH")
     variants = [("hfdinterp 2×", [])] + ([("hfdinterp 2× --ensemble", ["--ensemble"])] if args.ensemble else [])
     variants += [("hfdinterp 2× no refine", ["--refine-steps", "0"])] if args.no_refine else []
 

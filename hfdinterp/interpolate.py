@@ -5,7 +5,19 @@
     >>> middle = interp.interpolate(image0, image1)         # (H, W, 3) float arrays in [0, 1]
 
 Video uses the lower level: ``prepare`` pads and encodes a batch of frames once, and ``between``
-synthesises frames between prepared frames, so each video frame is encoded a single time.
+synthesises frames between prepared frames, so each video frame is encoded a single time;
+``download`` brings results to the host while the next batch computes.
+
+Precision policy (the one place it is stated): the network's convolutions run under autocast in the
+interpolator's ``dtype`` (bf16/fp16 on GPUs by default, fp32 on the CPU); flows, the DDIM state, the
+noise, the flow refinement and every warp are float32 always: the sampler widens what the
+denoiser returns, warps sample at float32 positions, and the refinement runs with autocast off.
+A half-precision flow above 128 px could only hold whole pixels.
+
+Devices: noise comes from generators on the model's device (seeded per pair, so a pair's frame does
+not depend on its batch; the numbers differ between a CPU and a GPU run of the same seed); weights
+and inputs are ``channels_last``, which the CPU's and cuDNN's convolutions prefer; on CUDA
+``cudnn.benchmark`` is on, since a video's frames all have one size.
 """
 
 from __future__ import annotations
@@ -44,10 +56,54 @@ class Prepared:
                         [torch.cat([p.features[k] for p in parts]) for k in range(len(parts[0].features))])
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """A device (or host) allocation failure, as CUDA, MPS and the CPU allocator report it."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(
+        text in str(error) for text in ("out of memory", "can't allocate memory", "Cannot allocate memory"))
+
+
+def batch_for_memory(free_bytes: int, pair_bytes: int, most: int = 16, share: float = 0.6) -> int:
+    """Pairs per model call that fit in ``share`` of the free memory, given one pair's measured peak."""
+    return int(max(1, min(most, share * free_bytes // max(pair_bytes, 1))))
+
+
+class PendingFrames:
+    """Output frames on their way to the host as (H, W, 3) uint8 or uint16 arrays.
+
+    On CUDA they are quantised on the device (a quarter of the bytes), copied into pinned memory on a
+    side stream and only waited for in ``get``, so the copy overlaps the next batch's compute."""
+
+    def __init__(self, images: torch.Tensor, deep: bool, stream=None):
+        quantised = (images.float().clamp(0, 1) * (65535 if deep else 255)).round()
+        quantised = quantised.to(torch.int32 if deep else torch.uint8).permute(0, 2, 3, 1).contiguous()
+        self.deep, self.event = deep, None
+        if stream is None:
+            self.host = quantised.cpu()
+            return
+        stream.wait_stream(torch.cuda.current_stream(quantised.device))
+        with torch.cuda.stream(stream):
+            self.host = torch.empty(quantised.shape, dtype=quantised.dtype, pin_memory=True)
+            self.host.copy_(quantised, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record(stream)
+        quantised.record_stream(stream)  # not reused by the allocator before the copy is done
+
+    def get(self) -> list[np.ndarray]:
+        if self.event is not None:
+            self.event.synchronize()
+        frames = self.host.numpy()
+        return list(frames.astype(np.uint16) if self.deep else frames)
+
+
 class Interpolator:
     def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6,
                  ensemble: bool = False, refinement: FlowRefinement | None = FlowRefinement()):
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self._copy_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self.device, self.dtype = device, dtype
         self.ensemble = ensemble  # also sample the time-reversed pair's flow and average the two
         self.refinement = refinement if refinement is not None and refinement.steps > 0 else None
@@ -78,7 +134,7 @@ class Interpolator:
     def prepare(self, frames: torch.Tensor) -> Prepared:
         """Pad and encode a batch of frames, (B, 3, H, W) in [0, 1] (or uint8) on any device."""
         images = self.to_device(frames) if frames.device != self.device or frames.dtype != torch.float32 else frames
-        images = self._padder(*images.shape[-2:]).pad(images)
+        images = self._padder(*images.shape[-2:]).pad(images).contiguous(memory_format=torch.channels_last)
         with self._autocast():
             features = self.model.encode(images)
         return Prepared(images, features)
@@ -92,7 +148,7 @@ class Interpolator:
     @torch.inference_mode()
     def between(self, first: Prepared, second: Prepared, times: torch.Tensor, seeds: Sequence[int]) -> dict:
         """Frames at ``times`` (B,) between prepared frames; one seed per pair. Cropped, in [0, 1]."""
-        generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+        generators = [torch.Generator(device=self.device).manual_seed(int(seed)) for seed in seeds]
         with self._autocast():
             out = self.model(first.images, second.images, times.to(self.device), generator=generators,
                              steps_per_level=self.steps_per_level, features=(first.features, second.features),
@@ -100,6 +156,25 @@ class Interpolator:
         padder = self.padder
         return {"image": padder.unpad(out["image"].float().clamp(0, 1)), "flow": padder.unpad(out["flow"].float()),
                 "mask": padder.unpad(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
+
+    def download(self, images: torch.Tensor, deep: bool = False) -> PendingFrames:
+        """Start bringing (B, 3, H, W) frames in [0, 1] to the host; ``.get()`` gives the arrays."""
+        return PendingFrames(images, deep, self._copy_stream)
+
+    def pair_memory(self, width: int, height: int) -> int:
+        """Peak device bytes of one pair at this size, measured by running one (CUDA only)."""
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        prepared = self.prepare(torch.zeros(2, 3, height, width, dtype=torch.uint8))
+        self.between(prepared[0], prepared[1], torch.tensor([0.5]), [0])
+        torch.cuda.synchronize(self.device)
+        return torch.cuda.max_memory_allocated(self.device) - before
+
+    def release_memory(self) -> None:
+        """Hand cached device blocks back after an out-of-memory error."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def interpolate(self, image0: np.ndarray, image1: np.ndarray, time: float = 0.5, seed: int = 0,
                     return_all: bool = False):

@@ -1,6 +1,8 @@
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from hfdinterp import flow_refinement
 from hfdinterp.flow_refinement import FlowRefinement, refine_flow
 from hfdinterp.interpolate import Interpolator
 from hfdinterp.warp import downsample_flow, warp_bilateral
@@ -57,3 +59,45 @@ def test_refinement_runs_inside_inference_mode_and_changes_the_interpolator_outp
                          refinement=FlowRefinement(steps=0)).interpolate(a, b, seed=3)
     assert refined.shape == plain.shape and np.isfinite(refined).all()
     assert np.abs(refined - plain).max() > 1e-3
+
+
+def _count_steps(monkeypatch):
+    """Counts refinement steps: the photometric penalty is evaluated once per step."""
+    calls = []
+    penalty = flow_refinement.robust_penalty
+    monkeypatch.setattr(flow_refinement, "robust_penalty", lambda x: calls.append(x.shape[0]) or penalty(x))
+    return calls
+
+
+def test_the_batch_is_refined_at_once_not_pair_by_pair(monkeypatch):
+    warps = []
+    grid_sample = F.grid_sample
+    monkeypatch.setattr(F, "grid_sample", lambda *a, **k: warps.append(a[0].shape[0]) or grid_sample(*a, **k))
+    image0, image1, truth = shifted_pair(4)
+    start = downsample_flow(truth, 4)
+    for batch in (1, 3):
+        warps.clear()
+        refine_flow(image0.expand(batch, -1, -1, -1), image1.expand(batch, -1, -1, -1),
+                    start.expand(batch, -1, -1, -1), torch.full((batch,), 0.5), FlowRefinement(steps=4))
+        assert warps == [batch] * 8  # two warps per step, whatever the batch
+
+
+def test_a_pair_whose_loss_stops_falling_stops_early_and_alone(monkeypatch):
+    steps = _count_steps(monkeypatch)
+    settings = FlowRefinement(steps=60, settle=5e-3, patience=10)
+    image0, image1, truth = shifted_pair(6)
+    generator = torch.Generator().manual_seed(0)
+    image0, image1 = (image + 0.02 * torch.randn(image.shape, generator=generator) for image in (image0, image1))
+    right = downsample_flow(truth, 4)  # little left to gain but fitting the noise: stops at the third look
+    refine_flow(image0, image1, right, torch.tensor([0.5]), settings)
+    assert len(steps) == 30
+    wrong = right.clone()
+    wrong[:, 0] += 1.5
+    wrong[:, 2] -= 1.5
+    steps.clear()
+    alone = refine_flow(image0, image1, wrong, torch.tensor([0.5]), settings)
+    assert len(steps) > 30
+    both = refine_flow(torch.cat((image0, image0)), torch.cat((image1, image1)), torch.cat((right, wrong)),
+                       torch.tensor([0.5, 0.5]), settings)
+    assert torch.allclose(both[1:], alone, atol=1e-5)  # the settled pair does not hold the other back
+    assert torch.allclose(both[:1], refine_flow(image0, image1, right, torch.tensor([0.5]), settings), atol=1e-5)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import HFDError
-from ..interpolate import Interpolator, Prepared
+from ..interpolate import Interpolator, Prepared, batch_for_memory, is_out_of_memory
 from .scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
 from .sink import EncodeOptions, open_sink
 from .source import Frame, Passthrough, is_image_sequence, open_source
@@ -103,13 +103,13 @@ def check_paths(request: VideoRequest) -> None:
 
 
 def auto_batch(interpolator: Interpolator, width: int, height: int) -> int:
-    """Pairs per model call: what fits comfortably in memory on the device."""
-    pixels = width * height
+    """Pairs per model call. On CUDA: from one pair's peak memory, measured by running one, and the free
+    memory; elsewhere by frame size. Too many after all is caught: the engine halves on out-of-memory."""
     if interpolator.device.type == "cuda":
+        pair = interpolator.pair_memory(width, height)
         free, _ = torch.cuda.mem_get_info(interpolator.device)
-        bytes_per_pixel = 6000 if interpolator.dtype == torch.float32 else 3000
-        return int(max(1, min(16, free * 0.5 // (pixels * bytes_per_pixel))))
-    return int(max(1, min(4, 600_000 // max(pixels, 1))))
+        return batch_for_memory(free, pair)
+    return int(max(1, min(4, 600_000 // max(width * height, 1))))
 
 
 class _Threaded:
@@ -290,7 +290,7 @@ class _Engine:
                  target_rate: Fraction | None, time_base: Fraction, warn):
         self.interpolator, self.request, self.info = interpolator, request, info
         self.batch, self.depth, self.time_base = batch, depth, time_base
-        self.target_rate = target_rate
+        self.target_rate, self.warn = target_rate, warn
         self.deep = info.bit_depth > 8
         self.window: list[Frame] = []
         self.prepared: Prepared | None = None  # features of window[0], carried over
@@ -380,10 +380,27 @@ class _Engine:
     def _seed(self, plan_index: int) -> int:
         return self.request.seed * 1_000_003 + self.frames_out + plan_index
 
-    def _to_numpy(self, images: torch.Tensor) -> list[np.ndarray]:
-        scale = 65535 if self.deep else 255
-        q = (images.float().clamp(0, 1) * scale).round().to(torch.int32).permute(0, 2, 3, 1).cpu().numpy()
-        return list(q.astype(np.uint16 if self.deep else np.uint8))
+    def _between(self, first: Prepared, second: Prepared, times: torch.Tensor, seeds: list[int]) -> dict:
+        """``interpolator.between``, halving the batch on out-of-memory (for this call and the rest of
+        the video) down to one pair; seeds are per pair, so the frames are the same either way."""
+        try:
+            return self.interpolator.between(first, second, times, seeds)
+        except RuntimeError as error:  # torch.OutOfMemoryError is a RuntimeError
+            if not is_out_of_memory(error):
+                raise
+            if len(seeds) == 1:
+                raise HFDError(f"out of memory on {self.interpolator.device} with one pair per batch at "
+                               f"{self.info.width}×{self.info.height}") from None
+        self.interpolator.release_memory()
+        half = len(seeds) // 2
+        self.batch = min(self.batch, half)
+        self.warn(f"out of memory with {len(seeds)} pairs per batch: continuing with {half}")
+        parts, start = [], 0
+        while start < len(seeds):  # in chunks of the batch that fits, which a failing chunk shrinks again
+            index = slice(start, start + self.batch)
+            parts.append(self._between(first[index], second[index], times[index], seeds[index]))
+            start = index.stop
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
     def _synthesise(self, plan, frames: list[Frame], prepared: Prepared, cuts: list[bool]) -> list[np.ndarray]:
         results: list[np.ndarray | None] = [None] * len(plan)
@@ -402,14 +419,16 @@ class _Engine:
             images = self._recursive(jobs, prepared)
         else:
             images = {}
+            pending = []  # downloads overlap the next chunk's compute
             for chunk in range(0, len(jobs), self.batch):
                 part = jobs[chunk:chunk + self.batch]
                 first = Prepared.cat([prepared[i] for _, i, _ in part])
                 second = Prepared.cat([prepared[i + 1] for _, i, _ in part])
                 times = torch.tensor([float(tau) for _, _, tau in part])
-                out = self.interpolator.between(first, second, times, [self._seed(n) for n, _, _ in part])
-                for (n, _, _), image in zip(part, self._to_numpy(out["image"])):
-                    images[n] = image
+                out = self._between(first, second, times, [self._seed(n) for n, _, _ in part])
+                pending.append(([n for n, _, _ in part], self.interpolator.download(out["image"], self.deep)))
+            for numbers, frames in pending:
+                images.update(zip(numbers, frames.get()))
         for n, image in images.items():
             results[n] = image
             self.interpolated += 1
@@ -426,7 +445,7 @@ class _Engine:
         for i in pairs:
             known[(i, Fraction(0))] = prepared[i]
             known[(i, Fraction(1))] = prepared[i + 1]
-        images: dict[int, np.ndarray] = {}
+        pending = []  # (keys, frames on their way to the host): downloads overlap the next chunk
         for level in range(1, self.depth + 1):
             step = Fraction(1, 2 ** level)
             targets = [(i, step * (2 * k + 1)) for i in pairs for k in range(2 ** (level - 1))]
@@ -435,14 +454,17 @@ class _Engine:
                 first = Prepared.cat([known[(i, tau - step)] for i, tau in part])
                 second = Prepared.cat([known[(i, tau + step)] for i, tau in part])
                 seeds = [self._seed(wanted.get((i, tau), 10_000 + n)) for n, (i, tau) in enumerate(part)]
-                out = self.interpolator.between(first, second, torch.full((len(part),), 0.5), seeds)
+                out = self._between(first, second, torch.full((len(part),), 0.5), seeds)
                 if level < self.depth:
                     middles = self.interpolator.prepare_padded(out["padded"])
                     for n, key in enumerate(part):
                         known[key] = middles[n]
-                for key, image in zip(part, self._to_numpy(out["image"])):
-                    if key in wanted and key[1].denominator <= factor:
-                        images[wanted[key]] = image
+                pending.append((part, self.interpolator.download(out["image"], self.deep)))
+        images: dict[int, np.ndarray] = {}
+        for part, frames in pending:
+            for key, image in zip(part, frames.get()):
+                if key in wanted and key[1].denominator <= factor:
+                    images[wanted[key]] = image
         return images
 
     def _blend(self, a: np.ndarray, b: np.ndarray, tau: float) -> np.ndarray:

@@ -1,0 +1,131 @@
+"""The inference engine around the model: out-of-memory back-off, batch sizing, downloads, the benchmark."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from hfdinterp import benchmark
+from hfdinterp.errors import HFDError
+from hfdinterp.flow_refinement import FlowRefinement
+from hfdinterp.interpolate import Interpolator, batch_for_memory, is_out_of_memory
+from hfdinterp.video.pipeline import VideoRequest, interpolate_video
+from hfdinterp.video.sink import EncodeOptions
+from hfdinterp.video.testclip import make_test_clip
+
+
+class _SmallDevice(Interpolator):
+    """An interpolator on a device that runs out of memory above ``limit`` pairs per call."""
+
+    def __init__(self, model, limit: int):
+        super().__init__(model, torch.device("cpu"), torch.float32, refinement=FlowRefinement(steps=2))
+        self.limit, self.calls, self.released = limit, [], 0
+
+    def between(self, first, second, times, seeds):
+        self.calls.append(len(seeds))
+        if len(seeds) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().between(first, second, times, seeds)
+
+    def release_memory(self):
+        self.released += 1
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_test_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", 64, 48, frames=9, rate=24)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_out_of_memory_halves_the_batch_and_keeps_the_frames(clip, tmp_path, tiny_model, factor):
+    lossless = EncodeOptions(codec="ffv1", audio=False)
+    reference = tmp_path / "one.mkv"
+    interpolate_video(_SmallDevice(tiny_model, limit=8), VideoRequest(clip, reference, factor=factor, batch=1,
+                                                                       encode=lossless, scene_threshold=0))
+    small = _SmallDevice(tiny_model, limit=1)
+    warnings = []
+    summary = interpolate_video(small, VideoRequest(clip, tmp_path / "halved.mkv", factor=factor, batch=4,
+                                                    encode=lossless, scene_threshold=0), on_warning=warnings.append)
+    assert small.calls[:3] == [4, 2, 1]  # 4 fails, 2 fails, then pairs one by one
+    assert max(small.calls[3:]) <= 1 and small.released >= 2  # the rest of the video stays at the size that fit
+    assert warnings[:2] == ["out of memory with 4 pairs per batch: continuing with 2",
+                            "out of memory with 2 pairs per batch: continuing with 1"]
+    assert summary.frames_out == 9 * factor
+    halved, one = np.stack(_frames(tmp_path / "halved.mkv")), np.stack(_frames(reference))
+    difference = np.abs(halved.astype(int) - one)
+    # the same seeds per pair, so the same frames, up to the last bit a batched convolution rounds differently
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
+def test_out_of_memory_with_one_pair_is_one_clear_error(clip, tmp_path, tiny_model):
+    with pytest.raises(HFDError, match="out of memory on cpu with one pair per batch at 64×48"):
+        interpolate_video(_SmallDevice(tiny_model, limit=0), VideoRequest(clip, tmp_path / "x.mp4", batch=2))
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_what_counts_as_out_of_memory_and_the_batch_that_fits():
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
+    assert not is_out_of_memory(RuntimeError("Sizes of tensors must match"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+    gib = 2 ** 30
+    assert batch_for_memory(free_bytes=10 * gib, pair_bytes=gib) == 6  # 60 % of the free memory
+    assert batch_for_memory(free_bytes=gib, pair_bytes=4 * gib) == 1
+    assert batch_for_memory(free_bytes=100 * gib, pair_bytes=gib // 8) == 16
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_downloads_quantise_like_the_video_path(tiny_model, deep):
+    interpolator = Interpolator(tiny_model, torch.device("cpu"), torch.float32)
+    images = torch.rand(2, 3, 5, 7) * 1.2 - 0.1
+    frames = interpolator.download(images, deep).get()
+    scale = 65535 if deep else 255
+    expected = (images.clamp(0, 1) * scale).round().permute(0, 2, 3, 1).numpy().astype(np.uint16 if deep else np.uint8)
+    assert len(frames) == 2 and frames[0].dtype == expected.dtype
+    assert np.array_equal(np.stack(frames), expected)
+
+
+class _FakeRife:
+    calls = 0
+
+    @classmethod
+    def load(cls, path=None):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        return cls()
+
+    def interpolate(self, image0, image1, time):
+        type(self).calls += 1
+        return (image0 + image1) / 2
+
+
+def test_pair_benchmark_prints_the_ratio_to_rife_when_it_loads(monkeypatch, capsys, tiny_weights):
+    monkeypatch.setattr(benchmark, "load_rife", lambda path: (_FakeRife.load(path), None))
+    benchmark.main(["--pair", "64x48", "--repeats", "2", "--weights", tiny_weights])
+    out = capsys.readouterr().out
+    assert "pair: 64×48" in out and "median of 2" in out and "÷ RIFE 4.x (IFNet)" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert float(rows["RIFE"][-1]) == 1.0 and float(rows["hfdinterp"][-1]) > 0
+    assert _FakeRife.calls == 3  # the warm-up and two timed calls
+
+
+def test_pair_benchmark_without_rife_says_why_in_one_line(monkeypatch, capsys, tiny_weights):
+    monkeypatch.setattr(benchmark, "load_rife", lambda path: (None, "RIFE row skipped: no RIFE 4.x weights found"))
+    benchmark.main(["--pair", "48x32", "--repeats", "1", "--weights", tiny_weights])
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "RIFE row skipped: no RIFE 4.x weights found"
+    assert [line.split()[0] for line in out[2:-1]] == ["hfdinterp"]
+
+
+def test_synthetic_pair_is_the_size_asked_for_and_moves():
+    image0, image1 = benchmark.synthetic_pair(70, 40)
+    assert image0.shape == image1.shape == (40, 70, 3) and 0 <= image0.min() and image0.max() <= 1
+    assert np.allclose(image0[:-3, :-6], image1[3:, 6:])
