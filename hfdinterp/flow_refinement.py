@@ -41,12 +41,12 @@ ADAM_EPS = 1e-8
 
 @dataclass(frozen=True)
 class FlowRefinement:
-    steps: int = 60  # Adam steps at most; 0 turns the refinement off
-    learning_rate: float = 0.4  # full-resolution pixels per step, roughly
+    steps: int = 40  # Adam steps at most; 0 turns the refinement off
+    learning_rate: float = 0.5  # full-resolution pixels per step, roughly
     smoothness: float = 0.01  # λ, the weight of the total variation of δ
     image_scale: int = 2  # the frames are compared at 1/image_scale resolution
     patience: int = 10  # steps between two looks at whether a pair's loss still falls
-    settle: float = 0.0  # a pair stops when its loss fell by less than this fraction since the last look; 0: never
+    settle: float = 5e-3  # a pair stops when its loss fell by less than this fraction since the last look; 0: never
 
 
 def robust_penalty(difference: torch.Tensor) -> torch.Tensor:

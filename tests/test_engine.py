@@ -61,7 +61,8 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_frames(clip, tmp_path, tin
     halved, one = np.stack(_frames(tmp_path / "halved.mkv")), np.stack(_frames(reference))
     difference = np.abs(halved.astype(int) - one)
     # the same seeds per pair, so the same frames, up to the last bit a batched convolution rounds differently
-    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+    # (which recursion may carry into a level or two)
+    assert difference.max() <= 2 and (difference > 0).mean() < 1e-3
 
 
 def test_out_of_memory_with_one_pair_is_one_clear_error(clip, tmp_path, tiny_model):

@@ -73,7 +73,9 @@ def test_2x_counts_timing_audio_and_colour(clip, tmp_path, tiny_weights):
     assert audio_packets(out) == audio_packets(clip)  # copied byte for byte
     for a, b in zip(frames_in, frames_out[::2]):  # source frames keep their colour
         difference = b.astype(float) - a.astype(float)
-        assert abs(difference.mean()) < 0.5 and np.abs(difference).mean() < 4  # no shift; x264 crf 18 loss
+        # no colour shift (a wrong matrix or range moves the mean by several levels); x264 crf 18 loss, which
+        # depends on the interpolated frames around it (the tiny random model's): up to ~0.6 measured
+        assert abs(difference.mean()) < 1 and np.abs(difference).mean() < 4
     assert '"frames_out": 24' in (tmp_path / "report.json").read_text()
 
 
