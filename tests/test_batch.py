@@ -174,7 +174,8 @@ def test_two_ranks_share_the_files_resume_after_a_kill_and_leave_no_partial_file
     args = _torchrun("batch", root, out, "-w", tiny_weights, *FAST, "--json", tmp_path / "summary.json")
     first = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while first.poll() is None and time.time() < deadline and not _done_records(out):
+    while first.poll() is None and time.time() < deadline and \
+            not any((out / r["key"]).is_file() for r in _done_records(out)):  # one file done and renamed
         time.sleep(0.02)
     for pid in _children(first.pid) + [first.pid]:  # both ranks and the launcher, at once, mid-batch
         os.kill(pid, signal.SIGKILL)
