@@ -55,7 +55,7 @@ def test_jobs_from_a_folder_keep_relative_paths_and_skip_hidden_and_output_files
     jobs = list_jobs(request(source, source / "out"))
     assert [(j.key, j.output) for j in jobs] == [("deep/y.MOV", source / "out" / "deep/y.MOV"),
                                                  ("x.mp4", source / "out" / "x.mp4")]
-    assert [j.key for j in list_jobs(request(source, tmp_path / "o", suffix=".mkv"))] == ["deep/y.mkv", "out/x.mkv",
+    assert [j.key for j in list_jobs(request(source, tmp_path / "o", suffix="mkv"))] == ["deep/y.mkv", "out/x.mkv",
                                                                                       "x.mkv"]
 
 

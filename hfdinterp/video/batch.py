@@ -45,6 +45,10 @@ class BatchRequest:
     suffix: str | None = None  # output container (".mkv"); default each input's own
     device: str = "auto"  # under torchrun, auto gives rank r of a node its GPU r
 
+    def __post_init__(self):
+        if self.suffix is not None and not self.suffix.startswith("."):
+            self.suffix = f".{self.suffix}"  # "mkv" means ".mkv"
+
 
 @dataclass(frozen=True)
 class Job:
