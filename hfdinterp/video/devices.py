@@ -39,7 +39,8 @@ def parse_devices(text: str) -> list[str]:
 class _Worker:
     """A daemon thread that runs one device's windows in the order they are given."""
 
-    def __init__(self):
+    def __init__(self, device: torch.device):
+        self.device = device
         self.jobs: queue.Queue = queue.Queue()
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -48,9 +49,17 @@ class _Worker:
         self.jobs.put((future, function, args))
         return future
 
+    def close(self) -> None:
+        self.jobs.put(None)
+
     def _run(self):
+        if self.device.type == "cuda":  # anything that asks for "the current GPU" gets this one
+            torch.cuda.set_device(self.device)
         while True:
-            future, function, args = self.jobs.get()
+            job = self.jobs.get()
+            if job is None:
+                return
+            future, function, args = job
             try:
                 future.set_result(function(*args))
             except BaseException as error:  # noqa: BLE001 - raised in the compute thread by result()
@@ -63,7 +72,7 @@ class ParallelEngine(_Engine):
     def __init__(self, interpolators: list, *args):
         super().__init__(interpolators[0], *args)
         self.interpolators = interpolators
-        self.workers = [_Worker() for _ in interpolators]
+        self.workers = [_Worker(interpolator.device) for interpolator in interpolators]
         self.windows = 0
         self.in_flight: deque = deque()  # (future of the results, [(plan index, pts)])
 
@@ -96,8 +105,12 @@ class ParallelEngine(_Engine):
             done.set_result(([frame.pixels] * len(plan), 0))
             self.in_flight.append((done, self._admit([(0, o) for o in plan])))
             self.window, self.prepared, self.thumb = [], None, None
-            return self._finished(wait_for=0)
-        return super().finish() + self._finished(wait_for=0)
+            out = self._finished(wait_for=0)
+        else:
+            out = super().finish() + self._finished(wait_for=0)
+        for worker in self.workers:
+            worker.close()
+        return out
 
     def _admit(self, plan) -> list[tuple[int, int]]:
         """``_emit``'s timestamps, decided now: they fix the next window's seeds before any pixel exists."""
