@@ -5,20 +5,81 @@ Every user error is an ``HFDError``: one red line on stderr and exit code 1, nev
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import typer.core
 from rich.console import Console
+from typer.core import TyperGroup
 
 from .errors import HFDError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Frame interpolation with Hierarchical Flow Diffusion (HFD).")
 console = Console(stderr=True)
+click = getattr(typer.core, "_click", None) or __import__("click")  # newer Typer vendors its own Click
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, ``--factor abc``) are one line and exit 1, like every other bad input."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            context = getattr(error, "ctx", None)
+            hint = f" (see: {context.command_path} --help)" if context is not None else ""
+            console.print(f"[red]error:[/red] {error.format_message()}{hint}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
+                  help="Frame interpolation with Hierarchical Flow Diffusion (HFD).")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP, raised once in the main thread so that the run cleans up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_once_on_signals():
+    """The first SIGINT/SIGTERM/SIGHUP raises ``Stopped``; later ones are ignored, so a second Ctrl-C
+    cannot cut short the removal of a partial output (the cleanup itself is bounded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received:
+            return
+        received.append(signum)
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():  # once stopping, stay deaf until the process has exited
+            signal.signal(sig, signal.SIG_IGN if received else old)
 
 WeightsOption = Annotated[Optional[str], typer.Option("--weights", "-w", help="Weights file or known name (default: the bundled hfd-small).")]
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
@@ -32,17 +93,20 @@ RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinemen
 
 
 def user_errors(command):
-    """Turn HFDError (and Ctrl-C) into one line and a non-zero exit."""
+    """Turn HFDError (and Ctrl-C, SIGTERM, SIGHUP) into one line and a non-zero exit (1, or 128 + signal)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with stop_once_on_signals():
+                return command(*args, **kwargs)
         except HFDError as error:
             console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            console.print("[red]interrupted[/red]")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as error:
+            signum = getattr(error, "signum", signal.SIGINT)
+            console.print("[red]interrupted[/red]" if signum == signal.SIGINT else
+                          f"[red]stopped by {signal.Signals(signum).name}[/red]", highlight=False)
+            raise typer.Exit(128 + signum) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as error:  # a bug of ours: still one line, the traceback on request
@@ -387,6 +451,7 @@ def evaluate(
 
     if not root.is_dir():
         raise HFDError(f"{root}: not a folder")
+    _check_triplets(root)
     if not find_cases(root):
         raise HFDError(f"{root}: no <case>/{{i0,gt,i1}} triplets found")
     lpips_model = None
@@ -407,6 +472,28 @@ def evaluate(
     Console().print(table)
     if json_report:
         json_report.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _check_triplets(root: Path) -> None:
+    """Every case folder holds i0, gt and i1 of one size; read from the headers, before the model loads."""
+    from .images import header_size
+
+    for i0 in sorted(root.rglob("i0.*")):
+        case, sizes = i0.parent, {}
+        for stem in ("i0", "gt", "i1"):
+            found = [case / f"{stem}{suffix}" for suffix in (".png", ".jpg", ".jpeg", ".webp")
+                     if (case / f"{stem}{suffix}").is_file()]
+            if not found:
+                raise HFDError(f"{case}: has no {stem} image (a case holds i0, gt and i1)")
+            try:
+                sizes[stem] = header_size(found[0])
+            except OSError as error:
+                raise HFDError(f"{found[0]}: cannot read it ({error.strerror or error})") from None
+            if sizes[stem] is None:
+                raise HFDError(f"{found[0]}: not a PNG, JPEG or WebP image")
+        if len(set(sizes.values())) > 1:
+            described = ", ".join(f"{stem} {w}×{h}" for stem, (w, h) in sizes.items())
+            raise HFDError(f"{case}: the three images differ in size ({described})")
 
 
 def main() -> None:

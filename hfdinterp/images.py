@@ -6,6 +6,7 @@ Images are numpy arrays (H, W, C) float32 in [0, 1] with C = 3 (RGB) or 4 (RGBA)
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +15,7 @@ import av
 import numpy as np
 
 from .errors import HFDError
+from .limits import MAX_PIXELS
 
 ENCODERS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".webp": "libwebp"}
 
@@ -32,6 +34,41 @@ class Image:
         return self.pixels.shape[1], self.pixels.shape[0]
 
 
+def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG or WebP header, reading no pixel data; None if not one of those."""
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            return struct.unpack(">II", head[16:24])
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            kind, body = head[12:16], head[20:]
+            if kind == b"VP8 " and len(body) >= 10:
+                width, height = struct.unpack("<HH", body[6:10])
+                return width & 0x3FFF, height & 0x3FFF
+            if kind == b"VP8L" and len(body) >= 5:
+                bits = int.from_bytes(body[1:5], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if kind == b"VP8X" and len(body) >= 10:
+                return int.from_bytes(body[4:7], "little") + 1, int.from_bytes(body[7:10], "little") + 1
+            return None
+        if head[:2] != b"\xff\xd8":
+            return None
+        handle.seek(2)
+        while True:  # JPEG: walk the marker segments to the first start-of-frame
+            marker = handle.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                return None
+            if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                continue
+            length = handle.read(2)
+            if len(length) < 2:
+                return None
+            if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
+                height, width = struct.unpack(">xHH", handle.read(5))
+                return width, height
+            handle.seek(struct.unpack(">H", length)[0] - 2, os.SEEK_CUR)
+
+
 def read_image(path: str | os.PathLike) -> Image:
     path = Path(path)
     if path.is_dir():
@@ -39,15 +76,25 @@ def read_image(path: str | os.PathLike) -> Image:
     if not path.is_file():
         raise HFDError(f"{path}: no such file")
     try:
-        with av.open(str(path)) as container:
+        size = header_size(path)
+    except (OSError, struct.error):
+        size = None
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise HFDError(f"{path}: {size[0]}×{size[1]} is above the largest frame size "
+                       f"({MAX_PIXELS / 1e6:.1f} Mpixel, 8K); not decoded")
+    try:  # FFmpeg's own bound as well, for formats whose header is not read above
+        with av.open(str(path), stream_options=[{"max_pixels": str(MAX_PIXELS)}]) as container:
             if not container.streams.video:
                 raise HFDError(f"{path}: not an image")
-            frame = next(container.decode(video=0))
+            stream = container.streams.video[0]
+            stream.codec_context.options = {"max_pixels": str(MAX_PIXELS)}
+            frame = next(container.decode(stream))
+            jpeg = stream.codec_context.name == "mjpeg"
     except (av.error.FFmpegError, StopIteration, UnicodeDecodeError) as error:
         raise HFDError(f"{path}: cannot read it as an image ({_reason(error)})") from None
     fmt = frame.format
     deep = max(c.bits for c in fmt.components) > 8
-    alpha = any(c.is_alpha for c in fmt.components)
+    alpha = any(c.is_alpha for c in fmt.components) and not jpeg  # CMYK JPEG decodes with an opaque "alpha"
     target = ("rgba64le" if alpha else "rgb48le") if deep else ("rgba" if alpha else "rgb24")
     array = frame.to_ndarray(format=target)
     pixels = array.astype(np.float32) / (65535.0 if deep else 255.0)
@@ -89,9 +136,11 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except OSError as error:
+    except BaseException as error:  # a full disk or a signal alike: no partial file stays behind
         tmp.unlink(missing_ok=True)
-        raise HFDError(f"{path}: cannot write ({error.strerror or error})") from None
+        if isinstance(error, OSError):
+            raise HFDError(f"{path}: cannot write ({error.strerror or error})") from None
+        raise
 
 
 def _reason(error: Exception) -> str:

@@ -34,6 +34,7 @@ from .device import pick_device, pick_dtype
 from .diffusion import split_steps
 from .errors import HFDError
 from .flow_refinement import FlowRefinement
+from .limits import MAX_REFINE_STEPS, MAX_STEPS
 from .model import HFD
 from .warp import InputPadder
 from .weights_file import load_weights
@@ -207,12 +208,16 @@ def load_interpolator(weights: str | Path | None = None, device: str = "auto", p
 
     ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
     """
+    if steps > MAX_STEPS:
+        raise HFDError(f"--steps must be at most {MAX_STEPS}, got {steps}")
+    if refine_steps < 0:
+        raise HFDError(f"--refine-steps must be 0 or more, got {refine_steps}")
+    if refine_steps > MAX_REFINE_STEPS:
+        raise HFDError(f"--refine-steps must be at most {MAX_REFINE_STEPS}, got {refine_steps}")
     torch_device = pick_device(device)
     dtype = pick_dtype(torch_device, precision)
     model = load_weights(resolve_weights(weights), torch_device)
     levels = len(model.config.diffusion.steps_per_level)
     if steps < levels:
         raise HFDError(f"--steps must be at least {levels} (one per level), got {steps}")
-    if refine_steps < 0:
-        raise HFDError(f"--refine-steps must be 0 or more, got {refine_steps}")
     return Interpolator(model, torch_device, dtype, steps, ensemble, FlowRefinement(steps=refine_steps))

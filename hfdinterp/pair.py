@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import limits
 from .errors import HFDError
 from .flowviz import bilateral_flow_picture
 from .images import ENCODERS, Image, read_image, write_image
@@ -38,8 +39,8 @@ def frame_times(time: float | None, count: int) -> list[float]:
         if not 0.0 < time < 1.0:
             raise HFDError(f"--time must lie strictly between 0 and 1, got {time}")
         return [time]
-    if count < 1:
-        raise HFDError(f"--num must be at least 1, got {count}")
+    if not 1 <= count <= limits.MAX_PAIR_FRAMES:
+        raise HFDError(f"--num must lie between 1 and {limits.MAX_PAIR_FRAMES}, got {count}")
     return [k / (count + 1) for k in range(1, count + 1)]
 
 
@@ -79,11 +80,13 @@ def interpolate_pair(interpolator: Interpolator | Callable[[], Interpolator], re
 
     ``interpolator`` may be a loader, called only once the inputs and outputs have been checked.
     """
+    if not 0 <= request.seed <= limits.MAX_SEED:
+        raise HFDError(f"--seed must lie between 0 and {limits.MAX_SEED}, got {request.seed}")
+    times = frame_times(request.time, request.count)
     first, second = read_image(request.first), read_image(request.second)
     if first.size != second.size:
         raise HFDError(f"the images differ in size: {request.first} is {first.size[0]}×{first.size[1]}, "
                        f"{request.second} is {second.size[0]}×{second.size[1]}")
-    times = frame_times(request.time, request.count)
     paths = output_paths(request, times)
     flow_paths = [p.with_name(f"{p.stem}-flow.png") for p in paths] if request.save_flow else []
     _check_outputs(request, paths + flow_paths)

@@ -26,8 +26,12 @@ def save_weights(model: HFD, path: str | os.PathLike, extra: dict[str, str] | No
     metadata = {"format": FORMAT, "config": model.config.to_json(), **(extra or {})}
     state = {name: tensor.detach().to("cpu", torch.float32).contiguous() for name, tensor in model.state_dict().items()}
     tmp = path.with_name(path.name + ".part")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    try:
+        save_file(state, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

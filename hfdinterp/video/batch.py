@@ -28,8 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import HFDError
-from .pipeline import CUT_FILLS, VideoRequest, check_paths, interpolate_video
-from .timing import parse_rate, recursion_depth
+from .pipeline import VideoRequest, check_options, check_paths, interpolate_video
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".y4m")
 MANIFEST = ".hfdinterp-batch"
@@ -135,13 +134,7 @@ def list_jobs(request: BatchRequest) -> list[Job]:
 
 def _check_options(video: VideoRequest) -> None:
     """The options every file would refuse, refused once before any file starts."""
-    parse_rate(video.fps) if video.fps else recursion_depth(video.factor)
-    if video.cut_fill not in CUT_FILLS:
-        raise HFDError(f"--cut-fill must be one of {', '.join(CUT_FILLS)}")
-    if video.scene_threshold < 0:
-        raise HFDError("--scene-threshold must be 0 (off) or positive")
-    if video.batch is not None and video.batch < 1:
-        raise HFDError("--batch must be at least 1")
+    check_options(video)
 
 
 def fingerprint(request: BatchRequest) -> dict:

@@ -11,6 +11,7 @@ window's last frame carries its features over to the next window.
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import threading
@@ -24,10 +25,11 @@ import av
 import numpy as np
 import torch
 
+from .. import limits
 from ..errors import HFDError
 from ..interpolate import Interpolator, Prepared, batch_for_memory, is_out_of_memory
 from .scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
-from .sink import EncodeOptions, open_sink
+from .sink import EncodeOptions, check_encode_options, open_sink
 from .source import Frame, Passthrough, is_image_sequence, open_source
 from .timing import OutputFrame, Schedule, parse_rate, recursion_depth
 
@@ -94,12 +96,48 @@ def check_paths(request: VideoRequest) -> None:
         raise HFDError(f"{parent}: output folder does not exist")
     if not os.access(parent, os.W_OK):
         raise HFDError(f"{parent}: output folder is not writable")
+
+
+def check_request(request: VideoRequest) -> None:
+    """Every check that needs nothing but the request, so bad input fails before any work."""
+    check_paths(request)
+    check_options(request)
+
+
+def check_options(request: VideoRequest) -> None:
+    """The options, against ``limits`` and the encoder (no paths: ``batch`` checks them once for all files)."""
     if request.cut_fill not in CUT_FILLS:
         raise HFDError(f"--cut-fill must be one of {', '.join(CUT_FILLS)}")
-    if request.scene_threshold < 0:
-        raise HFDError("--scene-threshold must be 0 (off) or positive")
-    if request.batch is not None and request.batch < 1:
-        raise HFDError("--batch must be at least 1")
+    if not 0 <= request.scene_threshold <= 1:  # also refuses NaN
+        raise HFDError(f"--scene-threshold must lie in [0, 1] (scores do; 0 turns detection off), "
+                       f"got {request.scene_threshold}")
+    if request.batch is not None and not 1 <= request.batch <= limits.MAX_BATCH:
+        raise HFDError(f"--batch must lie between 1 and {limits.MAX_BATCH}, got {request.batch}")
+    if not 0 <= request.seed <= limits.MAX_SEED:
+        raise HFDError(f"--seed must lie between 0 and {limits.MAX_SEED}, got {request.seed}")
+    if request.fps is None:
+        recursion_depth(request.factor)
+    else:
+        _check_rate("--fps", parse_rate(request.fps))
+    if request.input_fps is not None:
+        _check_rate("--input-fps", parse_rate(request.input_fps))
+    check_encode_options(request.encode)
+
+
+def _check_rate(option: str, rate: Fraction) -> None:
+    if not limits.MIN_OUTPUT_RATE <= rate <= limits.MAX_OUTPUT_RATE:
+        raise HFDError(f"{option} must lie between {limits.MIN_OUTPUT_RATE} and {limits.MAX_OUTPUT_RATE} fps, "
+                       f"got {_rate(rate)}")
+
+
+def check_rates(rate_in: Fraction, rate_out: Fraction) -> None:
+    """The output rate against the input's, once the input is open (see ``limits``)."""
+    if rate_out > limits.MAX_OUTPUT_RATE:
+        raise HFDError(f"the output would run at {float(rate_out):.6g} fps, above the largest output rate "
+                       f"({limits.MAX_OUTPUT_RATE} fps); use a smaller --factor or --fps")
+    if rate_out > limits.MAX_FACTOR * rate_in:
+        raise HFDError(f"--fps {_rate(rate_out)} is {float(rate_out / rate_in):.4g}× the input's "
+                       f"{_rate(rate_in)} fps; at most {limits.MAX_FACTOR}× is made")
 
 
 def auto_batch(interpolator: Interpolator, width: int, height: int) -> int:
@@ -139,7 +177,7 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
                       request: VideoRequest,
                       on_progress: Callable[[Progress], None] | None = None,
                       on_warning: Callable[[str], None] | None = None) -> Summary:
-    check_paths(request)
+    check_request(request)
     started = clock.time()
     warnings: list[str] = []
 
@@ -157,13 +195,13 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
         info = source.info
         for message in source.warnings:
             warn(message)
+        rate_out = target_rate or info.rate * request.factor
+        check_rates(info.rate, rate_out)
         if not isinstance(interpolator, (Interpolator, list)):
             interpolator = interpolator()
         models = interpolator if isinstance(interpolator, list) else [interpolator]  # one per device
         interpolator = models[0]
-        rate_out = target_rate or info.rate * request.factor
         time_base = (1 / target_rate) if target_rate else source.time_base / request.factor
-        sink = open_sink(request.output, info, rate_out, time_base, request.encode, request.overwrite, warn)
         batch = request.batch or auto_batch(interpolator, info.width, info.height)
         estimated = None
         if info.frame_count:
@@ -196,9 +234,10 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
                     written["count"] += 1
 
         reader, writer = _Threaded(read), _Threaded(write)
-        reader.thread.start()
-        writer.thread.start()
-        try:
+        sink = open_sink(request.output, info, rate_out, time_base, request.encode, request.overwrite, warn)
+        try:  # from here on, whatever happens (a signal included), the partial output is removed
+            reader.thread.start()
+            writer.thread.start()
             if len(models) == 1:
                 engine = _Engine(interpolator, request, info, batch, depth, target_rate, time_base, warn)
             else:
@@ -247,15 +286,20 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
             stop.set()
             _drain(encoded)
             encoded.put(_END) if not encoded.full() else None
-            writer.thread.join(timeout=5)
+            if writer.thread.ident is not None:
+                writer.thread.join(timeout=5)
             sink.abort()
+            if getattr(error, "errno", None) == errno.ENOSPC:
+                raise HFDError(f"{request.output}: no space left on device; the partial output was removed, "
+                               "the input is untouched") from None
             if isinstance(error, av.error.FFmpegError):
                 raise HFDError(f"encoding failed: {getattr(error, 'strerror', None) or error}") from None
             raise
         finally:
             stop.set()
             _drain(decoded)
-            reader.thread.join(timeout=5)
+            if reader.thread.ident is not None:
+                reader.thread.join(timeout=5)
 
     elapsed = clock.time() - started
     if on_progress:

@@ -31,6 +31,15 @@ CODEC_OPTIONS = {
     "ffv1": {"crf": None, "preset": None, "lossless": {}},
 }
 SUBSAMPLED = ("yuv420p", "yuv422p", "yuvj420p", "yuvj422p", "nv12")
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS, "libsvtav1": tuple(str(n) for n in range(-1, 14))}
+CRF_RANGE = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}  # 0 … this
+# x265's lookahead works on half-size copies of the frames; on frames smaller than its 64-pixel
+# block it corrupts the heap (glibc aborts the process, about two runs in three at 40×24), so
+# small frames are encoded without lookahead and B-frames. Below 16 pixels x265 refuses to open.
+X265_SMALL, X265_SMALLEST = 64, 16
+X265_SMALL_PARAMS = "rc-lookahead=0:bframes=0"
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,16 @@ class EncodeOptions:
     pix_fmt: str | None = None  # default: the input's, adjusted to what the codec can do
     lossless: bool = False
     audio: bool = True
+
+
+def check_encode_options(options: EncodeOptions) -> None:
+    """What can be checked without the input: the encoder exists, --crf is in its range."""
+    codec = resolve_codec(options.codec)
+    presets = PRESETS.get(codec.name)
+    if options.preset is not None and presets is not None and options.preset not in presets:
+        raise HFDError(f"--preset for {codec.name} is one of {', '.join(presets)}; got '{options.preset}'")
+    if options.crf is not None and codec.name in CRF_RANGE and not 0 <= options.crf <= CRF_RANGE[codec.name]:
+        raise HFDError(f"--crf for {codec.name} must lie between 0 and {CRF_RANGE[codec.name]}, got {options.crf}")
 
 
 def resolve_codec(name: str) -> av.Codec:
@@ -87,11 +106,13 @@ class VideoSink:
         self.path, self.info, self.options, self.warn = path, info, options, warn
         self.codec = resolve_codec(options.codec)
         self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.container = None
         try:
-            self.container = av.open(str(self.tmp), "w")
-        except (av.error.FFmpegError, ValueError) as error:
-            raise HFDError(f"{path}: cannot write a video here ({getattr(error, 'strerror', None) or error})") from None
-        try:
+            try:
+                self.container = av.open(str(self.tmp), "w")
+            except (av.error.FFmpegError, ValueError) as error:
+                reason = getattr(error, "strerror", None) or error
+                raise HFDError(f"{path}: cannot write a video here ({reason})") from None
             self._add_video(rate, time_base)
             self.stream_map = self._add_streams() if options.audio else {}
         except BaseException:
@@ -125,6 +146,13 @@ class VideoSink:
                 self.warn(f"{self.codec.name} has no --preset; ignored")
             else:
                 codec_options[spelled["preset"]] = options.preset
+        if self.codec.name == "libx265":
+            if min(info.width, info.height) < X265_SMALLEST:
+                raise HFDError(f"libx265 cannot encode frames smaller than {X265_SMALLEST}×{X265_SMALLEST} "
+                               f"(this video is {info.width}×{info.height}); use --codec libx264 or ffv1")
+            if min(info.width, info.height) < X265_SMALL:
+                params = codec_options.get("x265-params", "log-level=error")
+                codec_options["x265-params"] = f"{params}:{X265_SMALL_PARAMS}"
         stream.options = codec_options
         context = stream.codec_context
         context.colorspace = info.matrix
@@ -137,6 +165,22 @@ class VideoSink:
             stream.set_display_rotation(info.rotation)
         self.video = stream
         self.pix_fmt = stream.pix_fmt
+        self._try_encoder(codec_options, time_base)
+
+    def _try_encoder(self, codec_options: dict, time_base: Fraction) -> None:
+        """Open a throwaway encoder with the same settings: a size or option it refuses is one line now,
+        before any work. (Opening the stream's own encoder this early changes what the muxer sees.)"""
+        trial = av.CodecContext.create(self.codec.name, "w")
+        trial.width, trial.height, trial.pix_fmt = self.info.width, self.info.height, self.pix_fmt
+        trial.time_base = time_base
+        trial.options = dict(codec_options)
+        try:
+            trial.open()
+        except av.error.FFmpegError as error:
+            raise HFDError(f"{self.codec.name} cannot encode {self.info.width}×{self.info.height} {self.pix_fmt} "
+                           f"video with these options ({getattr(error, 'strerror', None) or error})") from None
+        finally:
+            del trial
 
     def _add_streams(self) -> dict:
         mapping = {}
@@ -204,7 +248,8 @@ class VideoSink:
 
     def abort(self) -> None:
         try:
-            self.container.close()
+            if self.container is not None:
+                self.container.close()
         except Exception:  # noqa: BLE001 - the file is removed whatever state the container is in
             pass
         self.tmp.unlink(missing_ok=True)
@@ -227,6 +272,7 @@ class ImageSequenceSink:
             raise HFDError(f"{self.folder}: holds frames already (use --overwrite to replace them)")
         self.staging = Path(tempfile.mkdtemp(prefix=".hfdinterp-partial-", dir=self.folder))
         self.count = 0
+        self.moved: list[Path] = []
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
@@ -240,10 +286,13 @@ class ImageSequenceSink:
     def commit(self) -> None:
         for file in sorted(self.staging.iterdir()):
             os.replace(file, self.folder / file.name)
+            self.moved.append(self.folder / file.name)
         self.staging.rmdir()
 
     def abort(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        for file in self.moved:  # stopped half-way through the commit: no partial set of frames
+            file.unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import HFDError
 from ..images import ENCODERS, read_image
+from ..limits import MAX_PIXELS
 
 from av.video.reformatter import Interpolation
 
@@ -111,7 +112,11 @@ class VideoSource:
             raise HFDError(f"{self.path}: {kind} (no video stream)")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
-        self.info = self._probe()
+        try:
+            self.info = self._probe()
+        except BaseException:
+            self.container.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -126,6 +131,14 @@ class VideoSource:
             duration = Fraction(stream.duration) * stream.time_base
         elif self.container.duration:
             duration = Fraction(self.container.duration, av.time_base)
+        if not context.width or not context.height:
+            raise HFDError(f"{self.path}: the video stream has no frame size (damaged header?)")
+        if context.width * context.height > MAX_PIXELS:
+            raise HFDError(f"{self.path}: {context.width}×{context.height} frames are above the largest frame size "
+                           f"({MAX_PIXELS / 1e6:.1f} Mpixel, 8K)")
+        for extra in self.container.streams.video[1:]:
+            self.warnings.append(f"video stream {extra.index} is left out (only the first video stream is "
+                                 "interpolated)")
         pix_fmt = context.pix_fmt or "yuv420p"
         fmt = av.VideoFormat(pix_fmt)
         alpha = any(c.is_alpha for c in fmt.components) or stream.metadata.get("alpha_mode") == "1"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import HFDError
+from ..limits import MAX_FACTOR
 
 
 def parse_rate(text: str | float | int | Fraction) -> Fraction:
@@ -85,8 +86,8 @@ class Schedule:
 
 
 def recursion_depth(factor: int) -> int:
-    """2 -> 1, 4 -> 2, 8 -> 3: halvings needed; other factors are refused."""
-    if factor < 2 or factor & (factor - 1):
+    """2 -> 1, 4 -> 2, 8 -> 3, 16 -> 4: halvings needed; other factors are refused."""
+    if factor < 2 or factor > MAX_FACTOR or factor & (factor - 1):
         raise HFDError(f"--factor must be 2, 4, 8 or 16 (recursive halving), got {factor}; "
                        "for other rates use --fps")
     return factor.bit_length() - 1
