@@ -1,7 +1,7 @@
 """Benchmarks that compare in one run: a video beside FFmpeg's minterpolate, or one pair beside RIFE.
 
     python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--no-refine] [--memory-check]
-    python -m hfdinterp.benchmark --pair 960x540 [--repeats N] [--images A B] [--rife-weights PKL] [...]
+    python -m hfdinterp.benchmark --pair 960x540 [--repeats N] [--images A B] [--rife-weights PKL] [--threads N]
 
 **Per pair** (``--pair WxH``): one frame between two images of that size (a generated textured pair
 moving by a few pixels, or ``--images A B`` resized to it), in this process, one warm-up call per
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=Path, nargs=2, metavar=("A", "B"), help="--pair: these two images, resized")
     parser.add_argument("--rife-weights", type=Path, help="--pair: RIFE 4.x flownet.pkl (default: found if installed)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="--pair: torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--weights")
     parser.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--ensemble", action="store_true", help="also run hfdinterp with --ensemble")
@@ -187,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.pair:
         if args.repeats < 1:
             parser.error("--repeats must be at least 1")
+        if args.threads is not None:
+            if args.threads < 1:
+                parser.error("--threads must be at least 1")
+            torch.set_num_threads(args.threads)
         return pair_benchmark(args)
     if args.clip is None:
         parser.error("give a CLIP, or --pair WxH")

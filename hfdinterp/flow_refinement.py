@@ -15,7 +15,7 @@ Adam steps on
 
 with the frames at 1/2 resolution. The robust ρ (Charbonnier) lets occluded pixels disagree; λ keeps
 δ smooth. (0.5 used the generalised Charbonnier (x² + 10⁻⁴)^0.45: a power costs several times a
-square root, and on the eval triplets the square root scores the same or better; CHANGELOG 0.6.)
+square root, and on the eval triplets the square root scores the same or better: CHANGELOG, Unreleased.)
 It always runs in float32 and with gradients on, whatever the caller's mode.
 
 How it is made cheap: every term is linear in δ up to the warp, so the sample positions of the
