@@ -19,7 +19,7 @@ import typer.core
 from rich.console import Console
 from typer.core import TyperGroup
 
-from .errors import HFDError
+from .errors import HFDError, Stopped
 
 console = Console(stderr=True)
 click = getattr(typer.core, "_click", None) or __import__("click")  # newer Typer vendors its own Click
@@ -49,14 +49,6 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=OneLineErrors,
                   help="Frame interpolation with Hierarchical Flow Diffusion (HFD).")
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGINT, SIGTERM or SIGHUP, raised once in the main thread so that the run cleans up."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @contextlib.contextmanager

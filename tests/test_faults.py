@@ -566,3 +566,38 @@ def test_eval_refused(case, message, tmp_path, tiny_weights):
     before = sorted(str(p) for p in root.rglob("*"))
     refused(cli("eval", root, "-w", tiny_weights, "--refine-steps", "0"), message)
     assert sorted(str(p) for p in root.rglob("*")) == before
+
+
+# -- atomic outputs, interrupted at the worst moment ----------------------------------------------
+
+def test_image_write_interrupted_leaves_no_temporary(tmp_path, monkeypatch):
+    from hfdinterp import images
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "m.png", moving_square(8, 8))
+    assert files_in(tmp_path) == []
+
+
+def test_frame_folder_commit_interrupted_leaves_no_frames(media, tmp_path, tiny_weights, monkeypatch):
+    from hfdinterp.interpolate import load_interpolator
+    from hfdinterp.video import sink
+    from hfdinterp.video.pipeline import VideoRequest, interpolate_video
+
+    real_replace, calls = os.replace, []
+    frames = tmp_path / "frames"
+
+    def replace_then_stop(source, target):
+        if Path(target).parent == frames:  # the commit's moves, not the staging's own writes
+            calls.append(target)
+            if len(calls) == 3:  # a signal half-way through moving the frames into place
+                raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(sink.os, "replace", replace_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        interpolate_video(load_interpolator(tiny_weights, refine_steps=0), VideoRequest(media.clip, frames))
+    assert len(calls) == 3 and not frames.exists()

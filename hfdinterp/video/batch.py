@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from ..errors import HFDError
+from ..errors import HFDError, Stopped
 from .pipeline import VideoRequest, check_options, check_paths, interpolate_video
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".y4m")
@@ -209,7 +209,7 @@ def rank_device(device: str) -> str:
 def _terminate_as_interrupt():
     """torchrun stops the other ranks with SIGTERM when one fails: clean up as on Ctrl-C."""
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        raise Stopped(signum)
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread: leave signals alone
