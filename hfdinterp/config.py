@@ -20,6 +20,9 @@ class DenoiserConfig:
     mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per U-Net stage (len-1 downsamplings)
     time_dim: int = 64  # sinusoidal embedding size for the diffusion step and the target time
     corr_radius: int = 4  # local correlation of the two warped feature maps, ±radius feature pixels; 0: none
+    # Ours: all-pairs matching at 1/16 gives the coarsest level its starting estimate (global_matching.py);
+    # False is the paper's plain variant (and what files written before 0.6 hold).
+    global_matching: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,11 @@ def _tuples(section: dict) -> dict:
 
 PRESETS: dict[str, HFDConfig] = {
     # Meant for a CPU: what ships in weights/ and what every command uses by default.
-    "small": HFDConfig(),
+    "small": HFDConfig(denoiser=DenoiserConfig(global_matching=True)),
     # Sized like the paper's model (IFRNet-like encoder widths, a wider shared U-Net).
     "base": HFDConfig(
         encoder=EncoderConfig(widths=(32, 48, 72, 96)),
-        denoiser=DenoiserConfig(width=96, mults=(1, 2, 2), time_dim=128),
+        denoiser=DenoiserConfig(width=96, mults=(1, 2, 2), time_dim=128, global_matching=True),
         synthesizer=SynthesizerConfig(widths=(32, 48, 72, 96)),
     ),
     # For tests only: as small as the architecture allows.

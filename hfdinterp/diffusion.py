@@ -114,13 +114,15 @@ def sample_hierarchical(
     steps_per_level: Sequence[int] | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    start_estimate: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Coarse-to-fine DDIM over the flow pyramid; returns each level's x̂_0 (scaled units, float32).
 
     1. x_T ~ N(0, I) at the coarsest level.
     2. Within a level: x̂_0 = denoise(x_t, t, ℓ, estimate), then a DDIM step to the next t.
     3. Between levels: upsample the level's x̂_0 ×2 and re-noise it to the next level's first t with q.
-    The ``estimate`` handed to the denoiser is the latest x̂_0 (zeros at the start): self-conditioning.
+    The ``estimate`` handed to the denoiser is the latest x̂_0: self-conditioning. At the start it is
+    ``start_estimate`` (coarsest shape, scaled units; e.g. a global matching prior), else zeros.
     The state is float32 whatever the network's precision; ``dtype`` is accepted for old callers and
     may only widen it (float64), never narrow it.
     """
@@ -128,7 +130,7 @@ def sample_hierarchical(
     abar = alpha_bar(config)  # host float64 table: the loop reads Python floats from it
     schedule = level_timesteps(config, steps_per_level)
     x_t = gaussian(coarsest_shape, generator, device).to(dtype)
-    estimate = torch.zeros_like(x_t)
+    estimate = torch.zeros_like(x_t) if start_estimate is None else start_estimate.to(device=x_t.device, dtype=dtype)
     x0_per_level = []
     for level, timesteps in enumerate(schedule):
         if level > 0:

@@ -56,6 +56,7 @@ class HFD(nn.Module):
         x0 = sample_hierarchical(
             self.denoise_fn(features0, features1, time), (batch, 4, height, width), self.config.diffusion,
             generator=generator, steps_per_level=steps_per_level, device=coarsest.device,
+            start_estimate=self.denoiser.starting_estimate(features0[3], features1[3], time),
         )  # float32 whatever the features' precision
         return [x * self.config.diffusion.flow_scale for x in x0]
 

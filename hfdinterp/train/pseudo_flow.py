@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .real import FootageTriplets, dis_flow
@@ -99,10 +100,14 @@ class CachedTriplets(Dataset):
         item = self.items[rng.randrange(len(self.items))]
         frames, flow, time = item["frames"], item["flow"].float(), float(item["time"])
         height, width = frames.shape[1:3]
-        size = min(self.crop, height, width) // 16 * 16
+        size = min(self.crop, height, width)
         y, x = rng.randint(0, height - size), rng.randint(0, width - size)
         images = frames[:, y:y + size, x:x + size].permute(0, 3, 1, 2).float() / 255  # (3, 3, s, s)
         flow = flow[:, y:y + size, x:x + size]
+        if size < self.crop:  # a frame smaller than the crop: scale the square up, and its flow with it
+            images = F.interpolate(images, size=(self.crop, self.crop), mode="bilinear", align_corners=False)
+            flow = F.interpolate(flow[None], size=(self.crop, self.crop), mode="bilinear",
+                                 align_corners=False)[0] * (self.crop / size)
         if rng.random() < 0.5:  # mirror left-right: x components change sign
             images, flow = images.flip(-1), flow.flip(-1) * torch.tensor([-1.0, 1, -1, 1]).view(4, 1, 1)
         if rng.random() < 0.5:  # play backwards: I0 and I1 swap, τ → 1 − τ, the two flows swap

