@@ -144,8 +144,8 @@ def load_teacher(path: str | Path | None = None, device: str | torch.device = "c
     state = torch.load(path, map_location="cpu", weights_only=True)
     # The file also holds RIFE's own training-time parts (its distillation block ``teacher.*`` and
     # ``caltime.*``), which inference never runs; everything else must match exactly.
-    state = {key.removeprefix("module."): value for key, value in state.items()
-             if not key.startswith(UNUSED_PREFIXES)}
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    state = {key: value for key, value in state.items() if not key.startswith(UNUSED_PREFIXES)}
     teacher = RifeIFNet()
     teacher.load_state_dict(state, strict=True)
     return teacher.to(device).eval().requires_grad_(False)

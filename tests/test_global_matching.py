@@ -1,0 +1,81 @@
+"""The global matching prior: it finds motion far beyond the local window, ambiguous matches shrink to
+zero motion, the bilateral formula, and the sampler really starts from it."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from hfdinterp import HFD, PRESETS
+from hfdinterp.config import HFDConfig
+from hfdinterp.global_matching import expected_motion, global_bilateral_prior
+
+
+def test_a_large_shift_is_found_across_the_frame():
+    torch.manual_seed(0)
+    features = torch.randn(1, 16, 20, 40)
+    moved = torch.roll(features, shifts=(3, -13), dims=(2, 3))  # content moves 13 feature px left, 3 down
+    motion = expected_motion(features, moved, torch.tensor(30.0))
+    inner = motion[0, :, 4:16, 14:26]  # away from the wrap-around seams
+    # a clear match gives its position; the confidence (mass near the peak) shrinks a few a little
+    assert (inner[0] + 13).abs().median() < 0.02 and (inner[0] + 13).abs().max() < 1
+    assert (inner[1] - 3).abs().median() < 0.02 and (inner[1] - 3).abs().max() < 1
+
+
+def test_nothing_recognisable_means_no_motion_not_the_frame_centre():
+    flat = torch.ones(1, 8, 24, 24)  # every pixel matches every pixel equally well
+    motion = expected_motion(flat, flat, torch.tensor(10.0))
+    # a plain softmax mean would move every pixel to the centre, 11.5 px for the corners
+    assert motion.abs().max() < 0.5
+
+
+def test_chunked_queries_give_the_same_motion(monkeypatch):
+    import hfdinterp.global_matching as gm
+
+    torch.manual_seed(1)
+    a, b = torch.randn(2, 8, 9, 11), torch.randn(2, 8, 9, 11)
+    whole = expected_motion(a, b, torch.tensor(12.0))
+    monkeypatch.setattr(gm, "QUERY_CHUNK", 7)
+    assert torch.allclose(expected_motion(a, b, torch.tensor(12.0)), whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.25])
+def test_bilateral_prior_of_a_uniform_motion(tau):
+    torch.manual_seed(2)
+    features = torch.randn(1, 16, 16, 32)
+    moved = torch.roll(features, shifts=-5, dims=3)  # frame 1 shows the content 5 feature px left
+    prior = global_bilateral_prior(features, moved, torch.tensor([tau]), torch.tensor(30.0), pixel_scale=16)
+    inner = prior[0, :, 4:12, 8:24]
+    d = -5 * 16  # full-resolution pixels from I0 to I1
+    assert (inner[0] + tau * d).abs().median() < 0.5  # f_τ→0 = −τ d
+    assert (inner[2] - (1 - tau) * d).abs().median() < 0.5  # f_τ→1 = (1 − τ) d
+    assert inner[1].abs().median() < 0.5 and inner[3].abs().median() < 0.5
+
+
+def test_the_sampler_starts_the_coarsest_level_from_the_prior():
+    config = PRESETS["tiny"]
+    config = dataclasses.replace(config, denoiser=dataclasses.replace(config.denoiser, global_matching=True))
+    torch.manual_seed(0)
+    model = HFD(config).eval()  # output heads start at zero: x̂_0 is the estimate it is handed
+    image0 = torch.rand(1, 3, 64, 64)
+    image1 = torch.roll(image0, 16, dims=3)
+    time = torch.tensor([0.5])
+    with torch.no_grad():
+        features0, features1 = model.encode(image0), model.encode(image1)
+        flows = model.sample_flows(features0, features1, time, torch.Generator().manual_seed(0))
+        prior = model.denoiser.starting_estimate(features0[3], features1[3], time) * config.diffusion.flow_scale
+    assert prior.abs().max() > 0
+    assert torch.allclose(flows[0], prior, atol=1e-5)
+    plain = HFD(PRESETS["tiny"]).eval()
+    with torch.no_grad():  # the paper's variant starts from zero flow
+        assert plain.sample_flows(plain.encode(image0), plain.encode(image1), time)[0].abs().max() == 0
+
+
+def test_global_matching_is_a_config_field_old_files_load_without_it():
+    assert PRESETS["small"].denoiser.global_matching and PRESETS["base"].denoiser.global_matching
+    raw = json.loads(PRESETS["small"].to_json())
+    del raw["denoiser"]["global_matching"]  # a weights file written before 0.6
+    assert HFDConfig.from_json(json.dumps(raw)).denoiser.global_matching is False
+    assert "denoiser.matching_scale" in HFD(PRESETS["small"]).state_dict()
+    assert "denoiser.matching_scale" not in HFD(HFDConfig.from_json(json.dumps(raw))).state_dict()
