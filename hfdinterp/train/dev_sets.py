@@ -82,7 +82,7 @@ def minterpolate_middle(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
         with av.open(str(source), "w") as container:
             stream = container.add_stream("ffv1", rate=Fraction(1))
             stream.width, stream.height, stream.pix_fmt = image0.shape[1], image0.shape[0], "bgr0"
-            for image in (image0, image1):
+            for image in (image0, image1, image1):  # with only two frames minterpolate writes nothing
                 for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="bgr0")):
                     container.mux(packet)
             for packet in stream.encode():
@@ -90,8 +90,8 @@ def minterpolate_middle(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
         subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(source), "-vf",
                         "minterpolate=fps=2:mi_mode=mci:mc_mode=obmc", "-c:v", "ffv1", str(result)], check=True)
         with av.open(str(result)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return frames[1]
+            frames = {float(f.time): f.to_ndarray(format="rgb24") for f in container.decode(video=0)}
+    return frames[0.5]
 
 
 def score_baselines(root: Path, lpips_weights: str | None = None) -> dict:
