@@ -6,6 +6,7 @@ For every case under DEV holding ``flow.npy`` (a reference bilateral flow at τ 
 synthetic triplets, the teacher's pseudo ground truth for real ones), the model's flows are sampled
 (seed 0) and compared with the reference at full resolution:
 
+  * ``global prior``: the coarsest level's starting estimate, for models with global matching;
   * ``1/16``, ``1/8``, ``1/4``: the diffusion's x̂_0 at each level, upsampled (no test-time refinement);
   * ``1/4 refined``: the 1/4 flow after the inference layer's refinement (when ``--refine-steps`` > 0);
   * ``output``: the synthesizer's full-resolution flow, what the frame is warped with.
@@ -49,6 +50,9 @@ def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int,
     flows = model.sample_flows(features0, features1, time, torch.Generator().manual_seed(seed))
     full = lambda f: padder.unpad(F.interpolate(f, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]  # noqa: E731
     result = {name: full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), flows)}
+    if model.denoiser.matching_scale is not None:  # what the coarsest level started from
+        prior = model.denoiser.starting_estimate(features0[3], features1[3], time) * model.config.diffusion.flow_scale
+        result = {"global prior": full(prior), **result}
     if refine_steps > 0:
         flows = flows[:2] + [refine_flow(i0, i1, flows[2], time, FlowRefinement(steps=refine_steps))]
         result["1/4 refined"] = full(flows[2])
