@@ -2,14 +2,16 @@
 
     python -m hfdinterp.train.pseudo_flow FOOTAGE_DIR --out CACHE      # once: the teacher's pseudo flow
     python examples/train_large_motion.py --init weights/hfd-small.safetensors --out runs/large \\
-        --photos ../shared/data/photos --cache CACHE [--diffusion 3000] [--matching 0] [--refine 300] [--crop 256]
+        --photos ../shared/data/photos --cache CACHE [--global-matching 1500] [--diffusion 3000] [--matching 0] \
+        [--refine 0] [--crop 256]
 
 ``--init`` may be a model without global matching (hfd-small 0.5): it is upgraded to the ``small``
 preset's config, its weights kept and the new matching parameter at its initial value. Batches
 mix synthetic triplets with exact flow whose layers mostly move 20–150 px (crops of ``--crop``
 pixels), synthetic triplets with the usual motion mix, and real footage with the teacher's
-pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``diffusion`` (the
-paper's stage 2: the denoiser and the global prior's sharpness learn the flow, one level per step,
+pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``global_matching`` (only the global matcher learns, on the
+frozen encoder's features: all-pairs contrastive matching plus the prior's flow L1), ``diffusion`` (the
+paper's stage 2: the denoiser learns the flow from the prior onwards, one level per step,
 the encoder and synthesizer frozen; on this CPU about 10× cheaper per step than ``matching``), then
 with ``--matching N`` everything (the encoder learns to match as well, the synthesizer learns on the
 true flow), then with ``--refine N`` the synthesizer alone on the flow the diffusion samples. Both resume when run again; the EMA weights go to ``OUT/hfd-small.safetensors``.
@@ -39,7 +41,7 @@ def upgraded_start(init: str, out: Path) -> str:
     old = load_weights(init, "cpu")
     model = HFD(dataclasses.replace(PRESETS["small"], synthesizer=old.config.synthesizer))
     missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
-    if unexpected or any(name != "denoiser.matching_scale" for name in missing):
+    if unexpected or any(not name.startswith("matcher.") for name in missing):
         raise SystemExit(f"{init}: cannot upgrade (missing {missing}, unexpected {unexpected})")
     torch.save({"config": model.config.to_json(), "ema": model.state_dict()}, target)
     return str(target)
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--photos", required=True, help="folder of photos for synthetic triplets")
     parser.add_argument("--cache", required=True, help="pseudo-flow cache from hfdinterp.train.pseudo_flow")
+    parser.add_argument("--global-matching", type=int, default=1500)
     parser.add_argument("--diffusion", type=int, default=3000)
     parser.add_argument("--matching", type=int, default=0)
     parser.add_argument("--refine", type=int, default=0)
@@ -76,7 +79,7 @@ def main() -> None:
 
     checkpoint = upgraded_start(args.init, out)
     options = dict(batch_size=args.batch, checkpoint_every=50)
-    for stage in ("diffusion", "matching"):
+    for stage in ("global_matching", "diffusion", "matching"):
         if getattr(args, stage):
             checkpoint = train_stages({stage: getattr(args, stage)}, str(out), dataset, log, init=str(checkpoint),
                                       **options)

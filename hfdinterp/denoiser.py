@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DenoiserConfig
-from .global_matching import global_bilateral_prior
 from .layers import ResBlock, sinusoidal_embedding
 from .warp import warp_bilateral
 
@@ -79,16 +78,6 @@ class FlowDenoiser(nn.Module):
         for head in self.heads:  # start as "the estimate is right": a calm beginning for training
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        # Ours: the sharpness of the global match distribution (cosine similarity × scale), learned.
-        self.matching_scale = nn.Parameter(torch.tensor(10.0)) if config.global_matching else None
-
-    def starting_estimate(self, feature0: torch.Tensor, feature1: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """What the coarsest level starts from (scaled units, (B, 4, h, w) at 1/16): the global
-        matching prior, or zero flow as in the paper."""
-        if self.matching_scale is None:
-            return feature0.new_zeros(feature0.shape[0], 4, *feature0.shape[-2:])
-        prior = global_bilateral_prior(feature0, feature1, time, self.matching_scale, LEVEL_PIXEL_SCALES[0])
-        return (prior / self.flow_scale).to(feature0.dtype)
 
     def forward(
         self,

@@ -10,12 +10,19 @@ between the frames, both ways (F_0→1 and F_1→0). The bilateral flow at τ fo
 
 It is handed to the coarsest level as its starting estimate (instead of zero flow), so the shared
 denoiser's warped features and local correlation start where the motion is, however far that is.
+
+The encoder's 1/16 features were trained for the synthesizer and for *local* matching; compared
+across the whole frame they match no better than zero motion (measured on the large-motion dev
+set). So the matcher has its own small head that turns the encoder's 1/8 and 1/16 features into
+matching features, trained by its own stage (``train.stages``: ``global_matching``) with a
+contrastive loss over all pixels, without touching the rest of the network.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 QUERY_CHUNK = 4096  # rows of the all-pairs similarity held at once: memory stays O(chunk · h · w)
 
@@ -62,3 +69,27 @@ def global_bilateral_prior(feature0: torch.Tensor, feature1: torch.Tensor, time:
     to0 = -(1 - tau) * tau * forward + tau * tau * backward
     to1 = (1 - tau) ** 2 * forward - tau * (1 - tau) * backward
     return torch.cat((to0, to1), 1)
+
+
+class GlobalMatcher(nn.Module):
+    """Matching features from the encoder's 1/8 and 1/16 features, and the bilateral prior at 1/16."""
+
+    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64):
+        super().__init__()
+        self.head = nn.Sequential(
+            nn.Conv2d(width_eighth + width_sixteenth, 2 * dim, 3, 1, 1), nn.SiLU(),
+            nn.Conv2d(2 * dim, 2 * dim, 3, 1, 1), nn.SiLU(),
+            nn.Conv2d(2 * dim, dim, 1),
+        )
+        self.scale = nn.Parameter(torch.tensor(10.0))  # sharpness of the match distribution, learned
+
+    def features(self, eighth: torch.Tensor, sixteenth: torch.Tensor) -> torch.Tensor:
+        """(B, C8, 2h, 2w), (B, C16, h, w) -> (B, dim, h, w)."""
+        return self.head(torch.cat((F.avg_pool2d(eighth, 2), sixteenth), 1))
+
+    def forward(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor], time: torch.Tensor,
+                pixel_scale: float = 16) -> torch.Tensor:
+        """The bilateral prior (B, 4, h, w) at 1/16, full-resolution pixels, from the encoder pyramids."""
+        match0 = self.features(pyramid0[2], pyramid0[3])
+        match1 = self.features(pyramid1[2], pyramid1[3])
+        return global_bilateral_prior(match0, match1, time, self.scale, pixel_scale)

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from .config import HFDConfig
-from .denoiser import FlowDenoiser
+from .denoiser import LEVEL_PIXEL_SCALES, FlowDenoiser
 from .diffusion import sample_hierarchical
 from .encoder import FeatureEncoder
 from .flow_refinement import FlowRefinement, refine_flow
+from .global_matching import GlobalMatcher
 from .synthesizer import Synthesizer
 
 DIFFUSION_PYRAMID_INDEX = (3, 2, 1)  # pyramid entries used by diffusion levels 1/16, 1/8, 1/4
@@ -37,6 +38,8 @@ class HFD(nn.Module):
         self.encoder = FeatureEncoder(config.encoder)
         self.denoiser = FlowDenoiser(config.denoiser, tuple(widths[i] for i in DIFFUSION_PYRAMID_INDEX), scale)
         self.synthesizer = Synthesizer(config.synthesizer, widths, scale)
+        # Ours: a global matching prior as the coarsest level's starting estimate; None is the paper.
+        self.matcher = GlobalMatcher(widths[2], widths[3]) if config.denoiser.global_matching else None
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder(image)
@@ -49,6 +52,15 @@ class HFD(nn.Module):
             return self.denoiser(x_t, steps, level, estimate, features0[k], features1[k], time)
         return denoise
 
+    def starting_estimate(self, features0, features1, time) -> torch.Tensor:
+        """Where the coarsest level's sampling starts (scaled units, (B, 4, H/16, W/16)): the global
+        matching prior, or zero flow as in the paper."""
+        coarsest = features0[3]
+        if self.matcher is None:
+            return coarsest.new_zeros(coarsest.shape[0], 4, *coarsest.shape[-2:], dtype=torch.float32)
+        prior = self.matcher(features0, features1, time, LEVEL_PIXEL_SCALES[0])  # float32, like every flow
+        return prior / self.config.diffusion.flow_scale
+
     def sample_flows(self, features0, features1, time, generator=None, steps_per_level=None) -> list[torch.Tensor]:
         """Bilateral flow at 1/16, 1/8, 1/4 in full-resolution pixels, by coarse-to-fine DDIM."""
         coarsest = features0[3]
@@ -56,7 +68,7 @@ class HFD(nn.Module):
         x0 = sample_hierarchical(
             self.denoise_fn(features0, features1, time), (batch, 4, height, width), self.config.diffusion,
             generator=generator, steps_per_level=steps_per_level, device=coarsest.device,
-            start_estimate=self.denoiser.starting_estimate(features0[3], features1[3], time),
+            start_estimate=self.starting_estimate(features0, features1, time),
         )  # float32 whatever the features' precision
         return [x * self.config.diffusion.flow_scale for x in x0]
 

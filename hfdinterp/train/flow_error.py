@@ -50,8 +50,8 @@ def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int,
     flows = model.sample_flows(features0, features1, time, torch.Generator().manual_seed(seed))
     full = lambda f: padder.unpad(F.interpolate(f, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]  # noqa: E731
     result = {name: full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), flows)}
-    if model.denoiser.matching_scale is not None:  # what the coarsest level started from
-        prior = model.denoiser.starting_estimate(features0[3], features1[3], time) * model.config.diffusion.flow_scale
+    if model.matcher is not None:  # what the coarsest level started from
+        prior = model.starting_estimate(features0, features1, time) * model.config.diffusion.flow_scale
         result = {"global prior": full(prior), **result}
     if refine_steps > 0:
         flows = flows[:2] + [refine_flow(i0, i1, flows[2], time, FlowRefinement(steps=refine_steps))]

@@ -6,6 +6,7 @@
 | diffusion   | denoiser                 | —                         | L1 on x̂_0 at one level       |
 | joint       | everything               | sampled by the diffusion  | photometric (+ small flow L1)|
 | refine      | synthesizer              | sampled by the diffusion  | photometric (+ small flow L1)|
+| global_matching | the global matcher (ours) | —                      | all-pairs matching + prior L1|
 
 Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
 synthesizer with the true flow (photometric) and the denoiser at all three levels (flow L1), plus a
@@ -29,7 +30,8 @@ from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample, sa
 from ..flow_refinement import FlowRefinement, refine_flow
 from ..model import DIFFUSION_PYRAMID_INDEX, HFD
 from ..warp import downsample_flow, upsample_flow, warp_bilateral
-from .losses import feature_matching, flow_l1, photometric
+from ..global_matching import global_bilateral_prior
+from .losses import feature_matching, flow_l1, global_match_cross_entropy, photometric
 
 LEVEL_FACTORS = (16, 8, 4)
 
@@ -51,9 +53,11 @@ STAGES = {
     "synthesizer": Stage("synthesizer", ("encoder", "synthesizer"), 3e-4),
     "diffusion": Stage("diffusion", ("denoiser",), 3e-4),
     "joint": Stage("joint", ("encoder", "denoiser", "synthesizer"), 1e-4),
-    "matching": Stage("matching", ("encoder", "denoiser", "synthesizer"), 3e-4),
+    "matching": Stage("matching", ("encoder", "denoiser", "synthesizer", "matcher"), 3e-4),
     # The synthesizer learns on exactly what inference hands it. At lr 1e-4 it gained, then lost 0.6 dB by step 800.
     "refine": Stage("refine", ("synthesizer",), 5e-5, output_warp="cubic", refine_flow=True),
+    # Ours: the global matcher alone, on the frozen encoder (cheap: no synthesis, no denoiser).
+    "global_matching": Stage("global_matching", ("matcher",), 1e-3),
 }
 PAPER_RECIPE = ("synthesizer", "diffusion", "joint")
 RECIPE = ("synthesizer", "matching", "joint")  # ours: what `hfdinterp train` runs by default
@@ -116,7 +120,7 @@ def _denoise_level(model: HFD, batch: dict, level: int, features0, features1, ge
     x_t = q_sample(target, steps, noise, alpha_bar(config))
     k = DIFFUSION_PYRAMID_INDEX[level]
     if level == 0:  # what the sampler starts from: the global matching prior, or zeros (the paper)
-        estimate = model.denoiser.starting_estimate(features0[k], features1[k], batch["time"])
+        estimate = model.starting_estimate(features0, features1, batch["time"])
     else:
         estimate = handed_over_estimate(target, level, generator, coarser)
     steps = steps.to(device)
@@ -160,7 +164,7 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
     coarsest = features0[3]
     x0 = sample_hierarchical(denoise, (coarsest.shape[0], 4, *coarsest.shape[-2:]), model.config.diffusion,
                              generator=generator, device=coarsest.device, dtype=coarsest.dtype,
-                             start_estimate=model.denoiser.starting_estimate(coarsest, features1[3], batch["time"]))
+                             start_estimate=model.starting_estimate(features0, features1, batch["time"]))
     flows = [x * model.config.diffusion.flow_scale for x in x0]
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
@@ -177,7 +181,7 @@ def refine_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stag
 
 
 MATCHING_WEIGHT = 0.05  # of the contrastive feature-matching term, summed over the three levels
-GLOBAL_PRIOR_WEIGHT = 0.5  # of the L1 between the global matching prior and the true 1/16 flow (scaled units)
+GLOBAL_PRIOR_WEIGHT = 1.0  # of the L1 between the global matching prior and the true 1/16 flow (scaled units)
 
 
 def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
@@ -201,14 +205,34 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
         coarser = x0_hat
     metrics["match"] = match_loss.item() / len(LEVEL_FACTORS)
     loss = pixel + flow_loss + MATCHING_WEIGHT * match_loss
-    if model.denoiser.matching_scale is not None:  # ours: the global prior itself should find the motion
-        k = DIFFUSION_PYRAMID_INDEX[0]
-        prior = model.denoiser.starting_estimate(features0[k], features1[k], batch["time"]) * model.config.diffusion.flow_scale
-        prior_loss = flow_l1(prior, true_flow_pyramid(batch["flow"])[0])
-        metrics["prior_px"] = prior_loss.item()
-        loss = loss + GLOBAL_PRIOR_WEIGHT * prior_loss / model.config.diffusion.flow_scale
+    if model.matcher is not None:  # ours: the global prior learns alongside
+        global_loss, global_metrics = _global_matching_terms(model, batch, features0, features1)
+        loss, metrics = loss + global_loss, {**metrics, **global_metrics}
     return loss, metrics
 
 
+def _global_matching_terms(model: HFD, batch: dict, features0, features1):
+    """The matcher's own loss: all-pairs contrastive matching both ways at 1/16, plus the L1 between
+    its bilateral prior and the true 1/16 flow (scaled units)."""
+    matcher, scale = model.matcher, model.config.diffusion.flow_scale
+    match0 = matcher.features(features0[2], features0[3])  # (B, dim, h, w) at 1/16
+    match1 = matcher.features(features1[2], features1[3])
+    true = true_flow_pyramid(batch["flow"])[0]  # (B, 4, h, w), full-resolution pixels
+    motion = (true[:, 2:] - true[:, :2]) / LEVEL_FACTORS[0]  # I0 → I1 in feature pixels (taken at x_τ ≈ x_0)
+    cross_entropy = (global_match_cross_entropy(match0, match1, motion, matcher.scale)
+                     + global_match_cross_entropy(match1, match0, -motion, matcher.scale)) / 2
+    prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, LEVEL_FACTORS[0])
+    prior_px = flow_l1(prior, true)
+    return (cross_entropy + GLOBAL_PRIOR_WEIGHT * prior_px / scale,
+            {"match_ce": cross_entropy.item(), "prior_px": prior_px.item(), "scale": matcher.scale.item()})
+
+
+def global_matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
+    """Ours: only the global matcher learns, on the frozen encoder's features."""
+    with torch.no_grad():
+        features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+    return _global_matching_terms(model, batch, features0, features1)
+
+
 STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
-                "matching": matching_loss, "refine": refine_loss}
+                "matching": matching_loss, "refine": refine_loss, "global_matching": global_matching_loss}
