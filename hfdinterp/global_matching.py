@@ -20,6 +20,8 @@ contrastive loss over all pixels, without touching the rest of the network.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,7 +83,13 @@ class GlobalMatcher(nn.Module):
             nn.Conv2d(2 * dim, 2 * dim, 3, 1, 1), nn.SiLU(),
             nn.Conv2d(2 * dim, dim, 1),
         )
-        self.scale = nn.Parameter(torch.tensor(10.0))  # sharpness of the match distribution, learned
+        # Sharpness of the match distribution (cosine similarity × scale), learned in log space so it
+        # can move by orders of magnitude.
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
 
     def features(self, eighth: torch.Tensor, sixteenth: torch.Tensor) -> torch.Tensor:
         """(B, C8, 2h, 2w), (B, C16, h, w) -> (B, dim, h, w)."""

@@ -78,7 +78,7 @@ def test_global_matching_is_a_config_field_old_files_load_without_it():
     raw = json.loads(PRESETS["small"].to_json())
     del raw["denoiser"]["global_matching"]  # a weights file written before 0.6
     assert HFDConfig.from_json(json.dumps(raw)).denoiser.global_matching is False
-    assert "matcher.scale" in HFD(PRESETS["small"]).state_dict()
+    assert "matcher.log_scale" in HFD(PRESETS["small"]).state_dict()
     assert not any(k.startswith("matcher.") for k in HFD(HFDConfig.from_json(json.dumps(raw))).state_dict())
 
 
