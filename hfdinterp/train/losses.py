@@ -48,19 +48,19 @@ def feature_matching(warped0: torch.Tensor, warped1: torch.Tensor, radius: int, 
     return F.cross_entropy(logits, centre)
 
 
-def global_match_cross_entropy(match0: torch.Tensor, match1: torch.Tensor, motion: torch.Tensor,
+def global_match_cross_entropy(queries: torch.Tensor, keys: torch.Tensor, to_keys: torch.Tensor,
                                scale: torch.Tensor) -> torch.Tensor:
-    """Contrastive loss over *all* pixels: each pixel x of ``match0`` must be most similar (cosine ×
-    ``scale``) to the pixel of ``match1`` at x + motion(x), rounded, among every pixel of the frame.
-    (B, C, h, w) × 2, motion (B, 2, h, w) in feature pixels; pixels whose match leaves the frame
-    do not count."""
-    batch, _, height, width = match0.shape
-    logits = torch.einsum("bcn,bcm->bnm", F.normalize(match0, dim=1).flatten(2),
-                          F.normalize(match1, dim=1).flatten(2)) * scale  # (B, N, N)
-    ys, xs = torch.meshgrid(torch.arange(height, device=motion.device), torch.arange(width, device=motion.device),
+    """Contrastive loss over *all* pixels: the query at each pixel x must be most similar (cosine ×
+    ``scale``) to the key at x + to_keys(x), rounded, among every pixel of the key frame.
+    (B, C, h, w) × 2, ``to_keys`` (B, 2, h, w) in feature pixels; pixels whose match leaves the
+    frame do not count."""
+    batch, _, height, width = queries.shape
+    logits = torch.einsum("bcn,bcm->bnm", F.normalize(queries, dim=1).flatten(2),
+                          F.normalize(keys, dim=1).flatten(2)) * scale  # (B, N, N)
+    ys, xs = torch.meshgrid(torch.arange(height, device=to_keys.device), torch.arange(width, device=to_keys.device),
                             indexing="ij")
-    x = (xs + motion[:, 0]).round().long()  # (B, h, w)
-    y = (ys + motion[:, 1]).round().long()
+    x = (xs + to_keys[:, 0]).round().long()  # (B, h, w)
+    y = (ys + to_keys[:, 1]).round().long()
     valid = ((x >= 0) & (x < width) & (y >= 0) & (y < height)).flatten(1)  # (B, N)
     target = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1)).flatten(1)
     if not valid.any():

@@ -29,7 +29,7 @@ import torch
 from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample, sample_hierarchical
 from ..flow_refinement import FlowRefinement, refine_flow
 from ..model import DIFFUSION_PYRAMID_INDEX, HFD
-from ..warp import downsample_flow, upsample_flow, warp_bilateral
+from ..warp import backward_warp, downsample_flow, upsample_flow, warp_bilateral
 from ..global_matching import global_bilateral_prior
 from .losses import feature_matching, flow_l1, global_match_cross_entropy, photometric
 
@@ -218,9 +218,11 @@ def _global_matching_terms(model: HFD, batch: dict, features0, features1):
     match0 = matcher.features(features0[2], features0[3])  # (B, dim, h, w) at 1/16
     match1 = matcher.features(features1[2], features1[3])
     true = true_flow_pyramid(batch["flow"])[0]  # (B, 4, h, w), full-resolution pixels
-    motion = (true[:, 2:] - true[:, :2]) / LEVEL_FACTORS[0]  # I0 → I1 in feature pixels (taken at x_τ ≈ x_0)
-    cross_entropy = (global_match_cross_entropy(match0, match1, motion, matcher.scale)
-                     + global_match_cross_entropy(match1, match0, -motion, matcher.scale)) / 2
+    to0, to1 = true[:, :2] / LEVEL_FACTORS[0], true[:, 2:] / LEVEL_FACTORS[0]  # feature pixels
+    # The point seen at x in the frame at τ is at x + f_τ→0 in I0 and at x + f_τ→1 in I1: its features
+    # there must match each other (sampling the query at x + f_τ→0 keeps large motions labelled right).
+    cross_entropy = (global_match_cross_entropy(backward_warp(match0, to0), match1, to1, matcher.scale)
+                     + global_match_cross_entropy(backward_warp(match1, to1), match0, to0, matcher.scale)) / 2
     prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, LEVEL_FACTORS[0])
     prior_px = flow_l1(prior, true)
     return (cross_entropy + GLOBAL_PRIOR_WEIGHT * prior_px / scale,
