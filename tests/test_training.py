@@ -241,7 +241,7 @@ def test_refine_trains_on_what_inference_hands_the_synthesizer(fixed_data, monke
 
     warps_by_stage = {name: stage.output_warp for name, stage in stages.STAGES.items()}
     assert warps_by_stage == {"synthesizer": "bilinear", "diffusion": "bilinear", "joint": "bilinear",
-                              "matching": "bilinear", "refine": "cubic"}
+                              "matching": "bilinear", "refine": "cubic", "global_matching": "bilinear"}
     calls, warps = [], []
     real_refine = stages.refine_flow
     monkeypatch.setattr(stages, "refine_flow", lambda *args: calls.append(args) or real_refine(*args))
