@@ -6,7 +6,7 @@
         [--refine 0] [--crop 256]
 
 ``--init`` may be a model without global matching (hfd-small 0.5): it is upgraded to the ``small``
-preset's config, its weights kept and the new matching parameter at its initial value. Batches
+preset's config with global matching on, its weights kept and the new matcher at its initial values. Batches
 mix synthetic triplets with exact flow whose layers mostly move 20–150 px (crops of ``--crop``
 pixels), synthetic triplets with the usual motion mix, and real footage with the teacher's
 pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``global_matching`` (only the global matcher learns, on the
@@ -39,7 +39,9 @@ def upgraded_start(init: str, out: Path) -> str:
         return init
     target = out / "upgraded-init.ckpt"
     old = load_weights(init, "cpu")
-    model = HFD(dataclasses.replace(PRESETS["small"], synthesizer=old.config.synthesizer))
+    small = PRESETS["small"]
+    model = HFD(dataclasses.replace(small, synthesizer=old.config.synthesizer,
+                                    denoiser=dataclasses.replace(small.denoiser, global_matching=True)))
     missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
     if unexpected or any(not name.startswith("matcher.") for name in missing):
         raise SystemExit(f"{init}: cannot upgrade (missing {missing}, unexpected {unexpected})")

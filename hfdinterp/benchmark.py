@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -114,15 +115,19 @@ def synthetic_pair(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, 
 
 
 def load_rife(path: Path | None):
-    """(teacher, None) or (None, why not): the RIFE row is optional and never a dependency."""
+    """(teacher, None) or (None, why not): the RIFE row is optional and never a dependency. Without
+    ``path`` it uses the teacher cache (``hfdinterp.train.teacher.default_weights_path``) if filled,
+    and fetches nothing."""
+    from hfdinterp.train.teacher import default_weights_path, load_teacher
+
+    path = Path(path) if path else default_weights_path()
+    if not path.is_file():
+        return None, (f"RIFE row skipped: no RIFE 4.x weights at {path} "
+                      "(python -c 'from hfdinterp.train.teacher import fetch_weights; fetch_weights()')")
     try:
-        from hfdinterp.train.teacher import RifeTeacher
-    except ImportError as error:
-        return None, f"RIFE row skipped: no RIFE re-implementation in this hfdinterp ({error})"
-    try:
-        return RifeTeacher.load(path), None
-    except (OSError, RuntimeError, KeyError, ValueError) as error:
-        return None, f"RIFE row skipped: no RIFE 4.x weights found ({str(error).splitlines()[0] if str(error) else error})"
+        return load_teacher(path), None
+    except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:
+        return None, f"RIFE row skipped: {path}: {str(error).splitlines()[0] if str(error) else error}"
 
 
 def pair_benchmark(args: argparse.Namespace) -> None:
@@ -144,10 +149,12 @@ def pair_benchmark(args: argparse.Namespace) -> None:
     if args.ensemble:
         methods["hfdinterp --ensemble"] = load_interpolator(args.weights, device=args.device, ensemble=True)
     calls = {name: (lambda i=interpolator: i.interpolate(image0, image1, 0.5)) for name, interpolator in methods.items()}
+    from hfdinterp.train.teacher import teacher_interpolate
+
     teacher, why_not = load_rife(args.rife_weights)
     if teacher is not None:
         pair = [torch.from_numpy(image.transpose(2, 0, 1).copy())[None] for image in (image0, image1)]
-        calls["RIFE 4.x (IFNet)"] = lambda: teacher.interpolate(pair[0], pair[1], 0.5)
+        calls["RIFE 4.x (IFNet)"] = lambda: teacher_interpolate(teacher, pair[0], pair[1], torch.tensor([0.5]))
     print(f"pair: {width}×{height}, {torch.get_num_threads()} threads, median of {args.repeats} after a warm-up")
     times: dict[str, list[float]] = {name: [] for name in calls}
     for name, call in calls.items():

@@ -103,13 +103,17 @@ class _FakeRife:
             raise FileNotFoundError(f"{path}: no such file")
         return cls()
 
-    def interpolate(self, image0, image1, time):
-        type(self).calls += 1
+    @staticmethod
+    def interpolate(teacher, image0, image1, time):  # stands in for teacher.teacher_interpolate
+        type(teacher).calls += 1
         return (image0 + image1) / 2
 
 
 def test_pair_benchmark_prints_the_ratio_to_rife_when_it_loads(monkeypatch, capsys, tiny_weights):
+    import hfdinterp.train.teacher as teacher
+
     monkeypatch.setattr(benchmark, "load_rife", lambda path: (_FakeRife.load(path), None))
+    monkeypatch.setattr(teacher, "teacher_interpolate", _FakeRife.interpolate)
     benchmark.main(["--pair", "64x48", "--repeats", "2", "--weights", tiny_weights])
     out = capsys.readouterr().out
     assert "pair: 64×48" in out and "median of 2" in out and "÷ RIFE 4.x (IFNet)" in out
@@ -130,3 +134,12 @@ def test_synthetic_pair_is_the_size_asked_for_and_moves():
     image0, image1 = benchmark.synthetic_pair(70, 40)
     assert image0.shape == image1.shape == (40, 70, 3) and 0 <= image0.min() and image0.max() <= 1
     assert np.allclose(image0[:-3, :-6], image1[3:, 6:])
+
+
+def test_rife_row_is_skipped_without_weights_and_fetches_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HFDINTERP_CACHE", str(tmp_path))
+    teacher, why_not = benchmark.load_rife(None)
+    assert teacher is None and "no RIFE 4.x weights" in why_not
+    (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
+    teacher, why_not = benchmark.load_rife(tmp_path / "bad.pkl")
+    assert teacher is None and why_not.startswith("RIFE row skipped")

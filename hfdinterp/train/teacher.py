@@ -141,7 +141,7 @@ def fetch_weights(target: Path | None = None) -> Path:
 def load_teacher(path: str | Path | None = None, device: str | torch.device = "cpu") -> RifeIFNet:
     """The IFNet with its pretrained weights (``path``, else the cache, else fetched), eval mode, frozen."""
     path = Path(path) if path else fetch_weights()
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # a pickle of something else is refused
     # The file also holds RIFE's own training-time parts (its distillation block ``teacher.*`` and
     # ``caltime.*``), which inference never runs; everything else must match exactly.
     state = {key.removeprefix("module."): value for key, value in state.items()}
