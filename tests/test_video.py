@@ -74,8 +74,10 @@ def test_2x_counts_timing_audio_and_colour(clip, tmp_path, tiny_weights):
     for a, b in zip(frames_in, frames_out[::2]):  # source frames keep their colour
         difference = b.astype(float) - a.astype(float)
         # no colour shift (a wrong matrix or range moves the mean by several levels); x264 crf 18 loss, which
-        # depends on the interpolated frames around it (the tiny random model's): up to ~0.6 measured
-        assert abs(difference.mean()) < 1 and np.abs(difference).mean() < 4
+        # depends on the interpolated frames around it (the tiny random model's): up to ~0.6 measured. The
+        # mean |difference| is x264's loss on a 96×64 frame, 4.19 seen once under load (x264's threaded
+        # encode is not bit-reproducible here): it bounds gross damage, the mean is the colour check.
+        assert abs(difference.mean()) < 1 and np.abs(difference).mean() < 6
     assert '"frames_out": 24' in (tmp_path / "report.json").read_text()
 
 
