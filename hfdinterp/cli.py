@@ -73,6 +73,18 @@ def stop_once_on_signals():
         for sig, old in previous.items():  # once stopping, stay deaf until the process has exited
             signal.signal(sig, signal.SIG_IGN if received else old)
 
+# Options shared by `video` and `batch`: one definition, one help text.
+FactorOption = Annotated[int, typer.Option("--factor", "-f", help="2, 4, 8 or 16: frames per source frame (recursive halving).")]
+FpsOption = Annotated[Optional[str], typer.Option(help="Exact target rate instead of --factor: 60, 59.94, 60000/1001.")]
+CodecOption = Annotated[str, typer.Option(help="libx264, libx265, libvpx-vp9, libsvtav1, prores_ks, ffv1 (or x264, x265, vp9, av1, prores).")]
+CrfOption = Annotated[Optional[int], typer.Option(help="Quality for x264/x265/VP9/AV1 (lower is better; x264 default 18).")]
+PresetOption = Annotated[Optional[str], typer.Option(help="Encoder speed preset (x264/x265: ultrafast … veryslow).")]
+PixFmtOption = Annotated[Optional[str], typer.Option(help="Output pixel format (default: the input's, 10-bit kept).")]
+LosslessOption = Annotated[bool, typer.Option(help="Lossless encoding.")]
+NoAudioOption = Annotated[bool, typer.Option("--no-audio", help="Leave out audio and subtitle streams.")]
+SceneThresholdOption = Annotated[float, typer.Option(help="Scene-cut score above which a pair is not interpolated; 0 turns it off.")]
+CutFillOption = Annotated[str, typer.Option(help="Frames at a cut: hold (repeat the frame before) or blend.")]
+BatchOption = Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")]
 WeightsOption = Annotated[Optional[str], typer.Option("--weights", "-w", help="Weights file or known name (default: the bundled hfd-small).")]
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (half on CUDA, fp32 elsewhere), fp32, fp16 or bf16.")]
@@ -181,18 +193,18 @@ def download_weights(
 def video(
     input: Annotated[Path, typer.Argument(help="Input video, or a folder / %08d.png pattern of frames (with --input-fps).")],
     output: Annotated[Path, typer.Argument(help="Output video, or a folder / pattern for PNG frames.")],
-    factor: Annotated[int, typer.Option("--factor", "-f", help="2, 4, 8 or 16: frames per source frame (recursive halving).")] = 2,
-    fps: Annotated[Optional[str], typer.Option(help="Exact target rate instead of --factor: 60, 59.94, 60000/1001.")] = None,
+    factor: FactorOption = 2,
+    fps: FpsOption = None,
     input_fps: Annotated[Optional[str], typer.Option(help="Frame rate of a folder / pattern of frames.")] = None,
-    codec: Annotated[str, typer.Option(help="libx264, libx265, libvpx-vp9, libsvtav1, prores_ks, ffv1 (or x264, x265, vp9, av1, prores).")] = "libx264",
-    crf: Annotated[Optional[int], typer.Option(help="Quality for x264/x265/VP9/AV1 (lower is better; x264 default 18).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder speed preset (x264/x265: ultrafast … veryslow).")] = None,
-    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format (default: the input's, 10-bit kept).")] = None,
-    lossless: Annotated[bool, typer.Option(help="Lossless encoding.")] = False,
-    no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave out audio and subtitle streams.")] = False,
-    scene_threshold: Annotated[float, typer.Option(help="Scene-cut score above which a pair is not interpolated; 0 turns it off.")] = 0.35,
-    cut_fill: Annotated[str, typer.Option(help="Frames at a cut: hold (repeat the frame before) or blend.")] = "hold",
-    batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
+    codec: CodecOption = "libx264",
+    crf: CrfOption = None,
+    preset: PresetOption = None,
+    pix_fmt: PixFmtOption = None,
+    lossless: LosslessOption = False,
+    no_audio: NoAudioOption = False,
+    scene_threshold: SceneThresholdOption = 0.35,
+    cut_fill: CutFillOption = "hold",
+    batch: BatchOption = None,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
     refine_steps: RefineOption = 40,
@@ -256,18 +268,18 @@ def video(
 def batch_command(
     input: Annotated[Path, typer.Argument(help="A folder of videos (searched recursively) or a text file listing one per line.")],
     output: Annotated[Path, typer.Argument(help="Output folder (created); each video keeps its relative path and name.")],
-    factor: Annotated[int, typer.Option("--factor", "-f", help="2, 4, 8 or 16: frames per source frame (recursive halving).")] = 2,
-    fps: Annotated[Optional[str], typer.Option(help="Exact target rate instead of --factor: 60, 59.94, 60000/1001.")] = None,
+    factor: FactorOption = 2,
+    fps: FpsOption = None,
     suffix: Annotated[Optional[str], typer.Option(help="Output container, e.g. .mkv (default: each input's own).")] = None,
-    codec: Annotated[str, typer.Option(help="libx264, libx265, libvpx-vp9, libsvtav1, prores_ks, ffv1 (or x264, x265, vp9, av1, prores).")] = "libx264",
-    crf: Annotated[Optional[int], typer.Option(help="Quality for x264/x265/VP9/AV1 (lower is better).")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Encoder speed preset.")] = None,
-    pix_fmt: Annotated[Optional[str], typer.Option(help="Output pixel format (default: the input's).")] = None,
-    lossless: Annotated[bool, typer.Option(help="Lossless encoding.")] = False,
-    no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave out audio and subtitle streams.")] = False,
-    scene_threshold: Annotated[float, typer.Option(help="Scene-cut score above which a pair is not interpolated; 0 turns it off.")] = 0.35,
-    cut_fill: Annotated[str, typer.Option(help="Frames at a cut: hold or blend.")] = "hold",
-    batch: Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")] = None,
+    codec: CodecOption = "libx264",
+    crf: CrfOption = None,
+    preset: PresetOption = None,
+    pix_fmt: PixFmtOption = None,
+    lossless: LosslessOption = False,
+    no_audio: NoAudioOption = False,
+    scene_threshold: SceneThresholdOption = 0.35,
+    cut_fill: CutFillOption = "hold",
+    batch: BatchOption = None,
     steps: StepsOption = 6,
     ensemble: EnsembleOption = False,
     refine_steps: RefineOption = 40,
