@@ -82,6 +82,8 @@ PresetOption = Annotated[Optional[str], typer.Option(help="Encoder speed preset 
 PixFmtOption = Annotated[Optional[str], typer.Option(help="Output pixel format (default: the input's, 10-bit kept).")]
 LosslessOption = Annotated[bool, typer.Option(help="Lossless encoding.")]
 NoAudioOption = Annotated[bool, typer.Option("--no-audio", help="Leave out audio and subtitle streams.")]
+DropAlphaOption = Annotated[bool, typer.Option("--drop-alpha", help="Drop the input's alpha channel even where the "
+                                               "output could carry it (VP9 in .webm/.mkv, ProRes 4444, qtrle, PNG, FFV1).")]
 SceneThresholdOption = Annotated[float, typer.Option(help="Scene-cut score above which a pair is not interpolated; 0 turns it off.")]
 CutFillOption = Annotated[str, typer.Option(help="Frames at a cut: hold (repeat the frame before) or blend.")]
 BatchOption = Annotated[Optional[int], typer.Option(help="Pairs per model call (default: by frame size and device).")]
@@ -202,6 +204,7 @@ def video(
     pix_fmt: PixFmtOption = None,
     lossless: LosslessOption = False,
     no_audio: NoAudioOption = False,
+    drop_alpha: DropAlphaOption = False,
     scene_threshold: SceneThresholdOption = 0.35,
     cut_fill: CutFillOption = "hold",
     batch: BatchOption = None,
@@ -231,7 +234,7 @@ def video(
         input=input, output=output, factor=factor, fps=fps, input_fps=input_fps, batch=batch, seed=seed,
         scene_threshold=scene_threshold, cut_fill=cut_fill, overwrite=overwrite,
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, lossless=lossless,
-                             audio=not no_audio),
+                             audio=not no_audio, alpha=not drop_alpha),
     )
     load = lambda: load_interpolator(weights, device, precision, steps, ensemble, refine_steps)  # noqa: E731
     if devices is not None:
@@ -277,6 +280,7 @@ def batch_command(
     pix_fmt: PixFmtOption = None,
     lossless: LosslessOption = False,
     no_audio: NoAudioOption = False,
+    drop_alpha: DropAlphaOption = False,
     scene_threshold: SceneThresholdOption = 0.35,
     cut_fill: CutFillOption = "hold",
     batch: BatchOption = None,
@@ -302,7 +306,7 @@ def batch_command(
     video = VideoRequest(input=input, output=output, factor=factor, fps=fps, batch=batch, seed=seed,
                          scene_threshold=scene_threshold, cut_fill=cut_fill, overwrite=overwrite,
                          encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                                              lossless=lossless, audio=not no_audio))
+                                              lossless=lossless, audio=not no_audio, alpha=not drop_alpha))
     model = {"weights": weights, "steps": steps, "ensemble": ensemble, "refine_steps": refine_steps, "precision": precision}
     request = BatchRequest(input, output, video, model, suffix, device)
 

@@ -15,7 +15,7 @@ from .errors import HFDError
 from .flowviz import bilateral_flow_picture
 from .images import ENCODERS, Image, read_image, write_image
 from .interpolate import Interpolator
-from .warp import backward_warp
+from .warp import carry_alpha
 
 
 @dataclass
@@ -115,10 +115,7 @@ def interpolate_pair(interpolator: Interpolator | Callable[[], Interpolator], re
 
 
 def _interpolate_alpha(first: Image, second: Image, out: dict) -> np.ndarray:
-    """Alpha moves with the colour: M ⊙ w(α0, f_t→0) + (1 − M) ⊙ w(α1, f_t→1)."""
-    flow = torch.from_numpy(out["flow"])[None]
-    alpha0 = torch.from_numpy(_alpha(first))[None, None]
-    alpha1 = torch.from_numpy(_alpha(second))[None, None]
-    mask = torch.from_numpy(out["mask"])[None]
-    alpha = mask * backward_warp(alpha0, flow[:, 0:2]) + (1 - mask) * backward_warp(alpha1, flow[:, 2:4])
-    return alpha[0, 0].clamp(0, 1).numpy()
+    """Alpha moves with the colour (see ``carry_alpha``)."""
+    alpha0, alpha1 = (torch.from_numpy(_alpha(image))[None, None] for image in (first, second))
+    alpha = carry_alpha(alpha0, alpha1, torch.from_numpy(out["flow"])[None], torch.from_numpy(out["mask"])[None])
+    return alpha[0, 0].numpy()

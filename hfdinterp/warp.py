@@ -86,6 +86,16 @@ def warp_bilateral(frame0: torch.Tensor, frame1: torch.Tensor, flow: torch.Tenso
     return warp(frame0, flow[:, 0:2]), warp(frame1, flow[:, 2:4])
 
 
+def carry_alpha(alpha0: torch.Tensor, alpha1: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """An alpha channel moved like the colour: M ⊙ w(α0, f_t→0) + (1 − M) ⊙ w(α1, f_t→1), in [0, 1].
+
+    (B, 1, H, W) alphas, the output's (B, 4, H, W) flow and (B, 1, H, W) mask -> (B, 1, H, W). No ΔI
+    (the synthesiser's residual is for colour) and bilinear taps, which cannot ring past 0 or 1.
+    """
+    warped0, warped1 = warp_bilateral(alpha0.float(), alpha1.float(), flow, 1)
+    return (mask * warped0 + (1 - mask) * warped1).clamp(0, 1)
+
+
 def upsample_flow(flow: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Spatial ×2 (or to ``size``); values stay in full-resolution pixels, so no rescaling."""
     if size is None:

@@ -28,8 +28,9 @@ import torch
 from .. import limits
 from ..errors import HFDError
 from ..interpolate import Interpolator, Prepared, batch_for_memory, is_out_of_memory
+from ..warp import carry_alpha
 from .scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
-from .sink import EncodeOptions, check_encode_options, open_sink
+from .sink import EncodeOptions, alpha_refused, check_encode_options, open_sink
 from .source import Frame, Passthrough, is_image_sequence, open_source
 from .timing import OutputFrame, Schedule, parse_rate, recursion_depth
 
@@ -195,6 +196,7 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
         info = source.info
         for message in source.warnings:
             warn(message)
+        alpha = info.has_alpha and _keep_alpha(source, request, warn)
         rate_out = target_rate or info.rate * request.factor
         check_rates(info.rate, rate_out)
         if not isinstance(interpolator, (Interpolator, list)):
@@ -213,7 +215,7 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
         encoded: queue.Queue = queue.Queue(maxsize=2 * batch * (request.factor if not target_rate else 3) + 8)
 
         def read():
-            for item in source.items():
+            for item in source.items(alpha):
                 if stop.is_set():
                     return
                 _put(decoded, item, stop)
@@ -234,7 +236,7 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
                     written["count"] += 1
 
         reader, writer = _Threaded(read), _Threaded(write)
-        sink = open_sink(request.output, info, rate_out, time_base, request.encode, request.overwrite, warn)
+        sink = open_sink(request.output, info, rate_out, time_base, request.encode, request.overwrite, warn, alpha)
         try:  # from here on, whatever happens (a signal included), the partial output is removed
             reader.thread.start()
             writer.thread.start()
@@ -315,6 +317,14 @@ def interpolate_video(interpolator: Interpolator | list[Interpolator] | Callable
     )
 
 
+def _keep_alpha(source, request: VideoRequest, warn) -> bool:
+    """Whether the input's alpha is read, interpolated and encoded; if not, a warning says why."""
+    reason = alpha_refused(request.output, request.encode) or source.alpha_unreadable()
+    if reason:
+        warn(f"the input's alpha channel is dropped ({reason})")
+    return reason is None
+
+
 def _rate(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
@@ -373,11 +383,7 @@ class _Engine:
         frames = self.window
         count = len(frames)
         fresh = frames[0 if self.prepared is None else 1:]
-        tensors = torch.from_numpy(np.stack([f.pixels for f in fresh]).astype(
-            np.int32 if self.deep else np.uint8)).permute(0, 3, 1, 2)
-        if self.deep:
-            tensors = tensors.float() / 65535
-        new = self.interpolator.prepare(tensors)
+        new = self.interpolator.prepare(self._tensors([f.pixels[..., :3] for f in fresh]))
         prepared = new if self.prepared is None else Prepared.cat([self.prepared, new])
         # scene-cut scores between consecutive frames of the window
         padder = self.interpolator.padder
@@ -421,6 +427,17 @@ class _Engine:
         return out
 
     # -- synthesis -----------------------------------------------------------------------------
+    def _tensors(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        """(H, W, C) uint8/uint16 arrays -> (B, C, H, W), uint8 or float in [0, 1]."""
+        tensors = torch.from_numpy(np.stack(arrays).astype(np.int32 if self.deep else np.uint8)).permute(0, 3, 1, 2)
+        return tensors.float() / 65535 if self.deep else tensors
+
+    def _alphas(self, frames: list[Frame]) -> torch.Tensor | None:
+        """The frames' alpha as (B, 1, H, W) floats on the model's device; None without alpha."""
+        if frames[0].pixels.shape[2] < 4:
+            return None
+        return self.interpolator.to_device(self._tensors([f.pixels[..., 3:] for f in frames]))
+
     def _seed(self, plan_index: int) -> int:
         return self.request.seed * 1_000_003 + self.frames_out + plan_index
 
@@ -459,8 +476,9 @@ class _Engine:
                 jobs.append((n, i, o.tau))
         if not jobs:
             return results
+        alphas = self._alphas(frames)
         if self.depth is not None:
-            images = self._recursive(jobs, prepared)
+            images = self._recursive(jobs, prepared, alphas)
         else:
             images = {}
             pending = []  # downloads overlap the next chunk's compute
@@ -470,7 +488,10 @@ class _Engine:
                 second = Prepared.cat([prepared[i + 1] for _, i, _ in part])
                 times = torch.tensor([float(tau) for _, _, tau in part])
                 out = self._between(first, second, times, [self._seed(n) for n, _, _ in part])
-                pending.append(([n for n, _, _ in part], self.interpolator.download(out["image"], self.deep)))
+                if alphas is not None:
+                    ends = [i for _, i, _ in part]
+                    out["alpha"] = self._carry(alphas[ends], alphas[[i + 1 for i in ends]], out)
+                pending.append(([n for n, _, _ in part], self._download(out)))
             for numbers, frames in pending:
                 images.update(zip(numbers, frames.get()))
         for n, image in images.items():
@@ -478,17 +499,30 @@ class _Engine:
             self.interpolated += 1
         return results
 
-    def _recursive(self, jobs, prepared: Prepared) -> dict[int, np.ndarray]:
+    @torch.inference_mode()
+    def _carry(self, alpha0: torch.Tensor, alpha1: torch.Tensor, out: dict) -> torch.Tensor:
+        return carry_alpha(alpha0, alpha1, out["flow"], out["mask"])
+
+    def _download(self, out: dict):
+        """The frames of a ``between`` result to the host, with their alpha as a fourth channel if any."""
+        images = out["image"] if "alpha" not in out else torch.cat((out["image"], out["alpha"]), dim=1)
+        return self.interpolator.download(images, self.deep)
+
+    def _recursive(self, jobs, prepared: Prepared, alphas: torch.Tensor | None = None) -> dict[int, np.ndarray]:
         """Recursive halving, level by level across all pairs of the window: τ = 1/2, then 1/4 and
-        3/4 from the new middles, and so on. Each new frame is encoded once for the next level."""
+        3/4 from the new middles, and so on. Each new frame is encoded once for the next level, and
+        its alpha (if any) kept for it."""
         factor = 2 ** self.depth
         wanted = {(i, Fraction(tau)): n for n, i, tau in jobs}
         pairs = sorted({i for _, i, _ in jobs})
         # known[(i, τ)] = Prepared of the frame at τ inside interval i; τ = 0 and 1 are the sources
         known: dict[tuple[int, Fraction], Prepared] = {}
+        known_alpha: dict[tuple[int, Fraction], torch.Tensor] = {}  # (1, 1, H, W) alongside
         for i in pairs:
             known[(i, Fraction(0))] = prepared[i]
             known[(i, Fraction(1))] = prepared[i + 1]
+            if alphas is not None:
+                known_alpha[(i, Fraction(0))], known_alpha[(i, Fraction(1))] = alphas[i:i + 1], alphas[i + 1:i + 2]
         pending = []  # (keys, frames on their way to the host): downloads overlap the next chunk
         for level in range(1, self.depth + 1):
             step = Fraction(1, 2 ** level)
@@ -499,11 +533,16 @@ class _Engine:
                 second = Prepared.cat([known[(i, tau + step)] for i, tau in part])
                 seeds = [self._seed(wanted.get((i, tau), 10_000 + n)) for n, (i, tau) in enumerate(part)]
                 out = self._between(first, second, torch.full((len(part),), 0.5), seeds)
+                if alphas is not None:
+                    out["alpha"] = self._carry(torch.cat([known_alpha[(i, tau - step)] for i, tau in part]),
+                                               torch.cat([known_alpha[(i, tau + step)] for i, tau in part]), out)
                 if level < self.depth:
                     middles = self.interpolator.prepare_padded(out["padded"])
                     for n, key in enumerate(part):
                         known[key] = middles[n]
-                pending.append((part, self.interpolator.download(out["image"], self.deep)))
+                        if alphas is not None:
+                            known_alpha[key] = out["alpha"][n:n + 1]
+                pending.append((part, self._download(out)))
         images: dict[int, np.ndarray] = {}
         for part, frames in pending:
             for key, image in zip(part, frames.get()):

@@ -40,6 +40,13 @@ CRF_RANGE = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}  #
 # small frames are encoded without lookahead and B-frames. Below 16 pixels x265 refuses to open.
 X265_SMALL, X265_SMALLEST = 64, 16
 X265_SMALL_PARAMS = "rc-lookahead=0:bframes=0"
+# Encoders whose alpha comes back from the file (each checked by a round trip in the tests), with the
+# pixel format that carries it, 8-bit and deeper input. VP9's alpha is a side channel that only
+# Matroska and WebM store: in an MP4 or a MOV it is lost without a word, the colour kept.
+ALPHA_FORMATS = {"libvpx-vp9": ("yuva420p", "yuva420p"), "prores_ks": ("yuva444p10le", "yuva444p10le"),
+                 "qtrle": ("argb", "argb"), "png": ("rgba", "rgba64be"), "ffv1": ("yuva444p", "yuva444p16le")}
+SIDE_CHANNEL_ALPHA = {"libvpx-vp9": (".webm", ".mkv")}
+PRORES_4444 = "4"  # prores_ks's profile with alpha; the others drop it silently
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class EncodeOptions:
     pix_fmt: str | None = None  # default: the input's, adjusted to what the codec can do
     lossless: bool = False
     audio: bool = True
+    alpha: bool = True  # keep the input's alpha channel where the output can carry it
 
 
 def check_encode_options(options: EncodeOptions) -> None:
@@ -74,13 +82,44 @@ def resolve_codec(name: str) -> av.Codec:
     return codec
 
 
-def choose_pix_fmt(codec: av.Codec, info: VideoInfo, options: EncodeOptions, warn) -> str:
+def writes_frames(path: Path) -> bool:
+    """A folder or pattern of PNG frames rather than a video file."""
+    return is_image_sequence(path) or (not path.suffix and not path.exists())
+
+
+def has_alpha(pix_fmt: str) -> bool:
+    return any(c.is_alpha for c in av.VideoFormat(pix_fmt).components)
+
+
+def alpha_refused(path: Path, options: EncodeOptions) -> str | None:
+    """Why an output at ``path`` with these options cannot carry an alpha channel, or None when it can."""
+    if not options.alpha:
+        return "--drop-alpha"
+    if writes_frames(path):
+        return None  # PNG frames
+    codec = resolve_codec(options.codec).name
+    if options.pix_fmt and not has_alpha(options.pix_fmt):
+        return f"--pix-fmt {options.pix_fmt} has none"
+    if codec not in ALPHA_FORMATS:
+        return (f"{codec} has none; libvpx-vp9 in .webm or .mkv, prores_ks, qtrle or png in .mov, or ffv1 in "
+                ".mkv keep it")
+    containers = SIDE_CHANNEL_ALPHA.get(codec)
+    if containers and path.suffix.lower() not in containers:
+        return f"{codec} alpha needs a {' or '.join(containers)} file"
+    return None
+
+
+def choose_pix_fmt(codec: av.Codec, info: VideoInfo, options: EncodeOptions, warn, alpha: bool = False) -> str:
     supported = [f.name for f in (codec.video_formats or [])]
     if options.pix_fmt:
         if supported and options.pix_fmt not in supported:
             raise HFDError(f"{codec.name} cannot encode --pix-fmt {options.pix_fmt} (it takes {', '.join(supported)})")
         return options.pix_fmt
     deep = info.bit_depth > 8
+    if alpha:  # the input's own format where a lossless codec takes it, else the one that carries alpha
+        if codec.name == "ffv1" and info.pix_fmt in supported and has_alpha(info.pix_fmt):
+            return info.pix_fmt
+        return ALPHA_FORMATS[codec.name][deep]
     wanted = info.pix_fmt if info.pix_fmt.startswith(("yuv", "gbr")) and "a" not in info.pix_fmt[3:5] else (
         "yuv444p10le" if deep else "yuv420p")
     wanted = wanted.replace("yuvj", "yuv")
@@ -102,8 +141,8 @@ class VideoSink:
     """Encode RGB frames with exact timestamps; ``commit`` renames into place, ``abort`` removes."""
 
     def __init__(self, path: Path, info: VideoInfo, rate: Fraction, time_base: Fraction,
-                 options: EncodeOptions, warn):
-        self.path, self.info, self.options, self.warn = path, info, options, warn
+                 options: EncodeOptions, warn, alpha: bool = False):
+        self.path, self.info, self.options, self.warn, self.alpha = path, info, options, warn, alpha
         self.codec = resolve_codec(options.codec)
         self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
         self.container = None
@@ -129,9 +168,11 @@ class VideoSink:
         self.clock = time_base
         stream.time_base = time_base
         stream.codec_context.time_base = time_base  # frames are stamped on the exact clock, never rounded to 1/rate
-        stream.pix_fmt = choose_pix_fmt(self.codec, info, options, self.warn)
+        stream.pix_fmt = choose_pix_fmt(self.codec, info, options, self.warn, self.alpha)
         spelled = CODEC_OPTIONS.get(self.codec.name, {"crf": "crf", "preset": "preset", "lossless": {}})
         codec_options = dict(spelled.get("base", {}))
+        if self.alpha and self.codec.name == "prores_ks":
+            codec_options["profile"] = PRORES_4444
         if options.lossless:
             codec_options.update(spelled["lossless"])
         else:
@@ -210,7 +251,10 @@ class VideoSink:
         return mapping
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
-        frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le" if pixels.dtype == np.uint16 else "rgb24")
+        """One (H, W, 3) RGB or (H, W, 4) RGBA frame, uint8 or uint16."""
+        deep, rgba = pixels.dtype == np.uint16, pixels.shape[2] == 4
+        frame = av.VideoFrame.from_ndarray(pixels, format=("rgba64le" if deep else "rgba") if rgba else
+                                           ("rgb48le" if deep else "rgb24"))
         frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.info.matrix,
                                dst_color_range=self.info.range, interpolation=COLOUR_CONVERSION)
         frame.pts = pts
@@ -298,7 +342,8 @@ class ImageSequenceSink:
 
 
 def open_sink(path: Path, info: VideoInfo, rate: Fraction, time_base: Fraction, options: EncodeOptions,
-              overwrite: bool, warn):
-    if is_image_sequence(path) or (not path.suffix and not path.exists()):
+              overwrite: bool, warn, alpha: bool = False):
+    """``alpha``: frames come as RGBA and the alpha is encoded (see ``alpha_refused``)."""
+    if writes_frames(path):
         return ImageSequenceSink(path, info, overwrite)
-    return VideoSink(path, info, rate, time_base, options, warn)
+    return VideoSink(path, info, rate, time_base, options, warn, alpha)

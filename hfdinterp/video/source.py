@@ -1,8 +1,9 @@
 """Where frames come from: a video file (PyAV, streaming) or a folder / pattern of images.
 
 Frames arrive as RGB numpy arrays (uint8, or uint16 for input deeper than 8 bits), converted from
-YUV with the input's own matrix and range, with exact timestamps as Fractions of a second.
-Audio and subtitle packets arrive in stream order beside them, for copying.
+YUV with the input's own matrix and range, with exact timestamps as Fractions of a second; RGBA
+when the alpha channel is asked for. Audio and subtitle packets arrive in stream order beside them,
+for copying.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ COLOUR_CONVERSION = (Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interp
                      | Interpolation.FULL_CHR_H_INP)
 BT709, BT601 = 1, 6  # AVCOL_SPC_BT709, AVCOL_SPC_SMPTE170M
 RANGE_LIMITED, RANGE_FULL = 1, 2
+# VP8/VP9 keep alpha in a side channel of the Matroska/WebM block (BlockAdditional), flagged by the
+# stream's alpha_mode tag: FFmpeg's own decoders ignore it, libvpx's decode it.
+SIDE_CHANNEL_ALPHA_DECODERS = {"vp9": "libvpx-vp9", "vp8": "libvpx"}
 
 
 @dataclass
@@ -68,7 +72,7 @@ class VideoInfo:
 class Frame:
     index: int
     time: Fraction  # seconds, on the input stream's clock (so audio stays in sync)
-    pixels: np.ndarray  # (H, W, 3) uint8 or uint16 RGB
+    pixels: np.ndarray  # (H, W, 3) uint8 or uint16 RGB; (H, W, 4) RGBA when the alpha is kept
     duration: Fraction | None = None
 
 
@@ -142,8 +146,6 @@ class VideoSource:
         pix_fmt = context.pix_fmt or "yuv420p"
         fmt = av.VideoFormat(pix_fmt)
         alpha = any(c.is_alpha for c in fmt.components) or stream.metadata.get("alpha_mode") == "1"
-        if alpha:
-            self.warnings.append("the input's alpha channel is dropped (video alpha is not carried)")
         streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")] if self.with_streams else []
         rotation = self._first_frame_rotation()
         return VideoInfo(
@@ -166,27 +168,46 @@ class VideoSource:
             pass
         return 0
 
-    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def alpha_unreadable(self) -> str | None:
+        """Why this input's alpha cannot be decoded here, or None when it can."""
+        decoder = SIDE_CHANNEL_ALPHA_DECODERS.get(self.info.codec)
+        if decoder is not None and decoder not in av.codecs_available:
+            return f"this FFmpeg has no {decoder} decoder, which {self.info.codec.upper()} alpha needs"
+        return None
+
+    def _decoder(self, alpha: bool):
+        """The stream's own decoder, or libvpx's where the alpha is a side channel only it reads."""
+        name = SIDE_CHANNEL_ALPHA_DECODERS.get(self.info.codec) if alpha else None
+        if name is None:
+            return lambda packet: packet.decode()
+        context = av.CodecContext.create(name, "r")
+        context.extradata = self.stream.codec_context.extradata
+        context.thread_type = "AUTO"
+        return context.decode
+
+    def to_rgb(self, frame: av.VideoFrame, alpha: bool = False) -> np.ndarray:
         deep = self.info.bit_depth > 8
+        target = ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
         if frame.format.name.startswith(("rgb", "bgr", "gbr", "argb", "abgr", "rgba", "bgra", "pal8", "gray")):
-            return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
-        rgb = frame.reformat(format="rgb48le" if deep else "rgb24", src_colorspace=self.info.matrix,
+            return frame.to_ndarray(format=target)
+        rgb = frame.reformat(format=target, src_colorspace=self.info.matrix,
                              src_color_range=self.info.range, interpolation=COLOUR_CONVERSION)
         return rgb.to_ndarray()
 
-    def items(self) -> Iterator[Frame | Passthrough]:
-        """Frames and packets in stream order; corrupt video data stops with an error."""
+    def items(self, alpha: bool = False) -> Iterator[Frame | Passthrough]:
+        """Frames (RGBA with ``alpha``) and packets in stream order; corrupt video data stops with an error."""
         index = 0
         streams = [self.stream] + self.info.streams
+        decode = self._decoder(alpha)
         try:
             for packet in self.container.demux(streams):
                 if packet.stream.type != "video":
                     if packet.dts is not None:
                         yield Passthrough(packet)
                     continue
-                for frame in packet.decode():
+                for frame in decode(packet):
                     duration = Fraction(frame.duration) * frame.time_base if frame.duration and frame.time_base else None
-                    yield Frame(index, self._time(frame, index), self.to_rgb(frame), duration)
+                    yield Frame(index, self._time(frame, index), self.to_rgb(frame, alpha), duration)
                     index += 1
         except av.error.FFmpegError as error:
             raise HFDError(f"{self.path}: corrupt or unreadable video data after frame {index} "
@@ -229,12 +250,11 @@ class ImageSequenceSource:
     def __enter__(self) -> "ImageSequenceSource":
         self.files = self._files()
         first = read_image(self.files[0])
-        if first.has_alpha:
-            self.warnings.append("the frames' alpha channel is dropped")
         height, width = first.pixels.shape[:2]
         self.info = VideoInfo(width=width, height=height, rate=self.rate,
                               duration=Fraction(len(self.files)) / self.rate, frame_count=len(self.files),
-                              bit_depth=first.bit_depth, pix_fmt="rgb24", colorspace=UNSPECIFIED,
+                              bit_depth=first.bit_depth, has_alpha=first.has_alpha,
+                              pix_fmt="rgba" if first.has_alpha else "rgb24", colorspace=UNSPECIFIED,
                               color_range=RANGE_FULL, codec="image")
         return self
 
@@ -245,13 +265,20 @@ class ImageSequenceSource:
     def time_base(self) -> Fraction:
         return 1 / self.rate
 
-    def items(self) -> Iterator[Frame]:
+    def alpha_unreadable(self) -> str | None:
+        return None
+
+    def items(self, alpha: bool = False) -> Iterator[Frame]:
         for index, path in enumerate(self.files):
             image = read_image(path)
             if image.pixels.shape[:2] != (self.info.height, self.info.width):
                 raise HFDError(f"{path}: frame size differs from the first frame's")
             scale = 65535 if self.info.bit_depth > 8 else 255
-            pixels = np.clip(np.rint(image.pixels[..., :3] * scale), 0, scale)
+            pixels = image.pixels[..., :3]
+            if alpha:  # a frame without alpha among frames with it is opaque
+                opaque = np.ones(pixels.shape[:2] + (1,), pixels.dtype)
+                pixels = image.pixels if image.has_alpha else np.concatenate((pixels, opaque), axis=2)
+            pixels = np.clip(np.rint(pixels * scale), 0, scale)
             yield Frame(index, Fraction(index) / self.rate,
                         pixels.astype(np.uint16 if scale > 255 else np.uint8), Fraction(1) / self.rate)
 
