@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from .levels import LEVELS
+
 
 @dataclass(frozen=True)
 class EncoderConfig:
@@ -56,7 +58,7 @@ class HFDConfig:
     @property
     def pad_multiple(self) -> int:
         """Input sides are padded to this: 1/16 for the pyramid, times the U-Net's downsamplings."""
-        return 16 * 2 ** (len(self.denoiser.mults) - 1)
+        return LEVELS.stride * 2 ** (len(self.denoiser.mults) - 1)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -18,10 +18,8 @@ from torch import nn
 
 from .config import DenoiserConfig
 from .layers import ResBlock, sinusoidal_embedding
+from .levels import LEVELS
 from .warp import warp_bilateral
-
-LEVEL_PIXEL_SCALES = (16, 8, 4)  # full-resolution pixels per feature pixel, coarse to fine
-
 
 def local_correlation(feature0: torch.Tensor, feature1: torch.Tensor, radius: int) -> torch.Tensor:
     """Cosine similarity of feature0(x) with feature1(x + d) for every d in [−r, r]²:
@@ -89,7 +87,7 @@ class FlowDenoiser(nn.Module):
         feature1: torch.Tensor,
         time: torch.Tensor,  # (B,) target time τ in (0, 1)
     ) -> torch.Tensor:
-        warped0, warped1 = warp_bilateral(feature0, feature1, estimate * self.flow_scale, LEVEL_PIXEL_SCALES[level])
+        warped0, warped1 = warp_bilateral(feature0, feature1, estimate * self.flow_scale, LEVELS.scale(level))
         parts = [feature0, feature1, warped0, warped1, (warped0 - warped1).abs()]
         if self.corr_radius > 0:
             parts.append(local_correlation(warped0, warped1, self.corr_radius))  # (B, (2r+1)², h, w)

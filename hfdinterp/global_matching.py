@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .levels import LEVELS
+
 QUERY_CHUNK = 4096  # rows of the all-pairs similarity held at once: memory stays O(chunk · h · w)
 
 
@@ -95,9 +97,11 @@ class GlobalMatcher(nn.Module):
         """(B, C8, 2h, 2w), (B, C16, h, w) -> (B, dim, h, w)."""
         return self.head(torch.cat((F.avg_pool2d(eighth, 2), sixteenth), 1))
 
-    def forward(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor], time: torch.Tensor,
-                pixel_scale: float = 16) -> torch.Tensor:
+    def forward(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor], time: torch.Tensor) -> torch.Tensor:
         """The bilateral prior (B, 4, h, w) at 1/16, full-resolution pixels, from the encoder pyramids."""
-        match0 = self.features(pyramid0[2], pyramid0[3])
-        match1 = self.features(pyramid1[2], pyramid1[3])
-        return global_bilateral_prior(match0, match1, time, self.scale, pixel_scale)
+        return global_bilateral_prior(self.pyramid_features(pyramid0), self.pyramid_features(pyramid1), time,
+                                      self.scale, LEVELS.scale(0))
+
+    def pyramid_features(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        """Matching features at the coarsest level from a frame's encoder pyramid (its 1/8 and 1/16 entries)."""
+        return self.features(pyramid[LEVELS.coarsest - 1], pyramid[LEVELS.coarsest])

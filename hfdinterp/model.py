@@ -5,7 +5,8 @@ Conventions
     (``hfdinterp.interpolate`` pads any size and crops back);
   * flow: bilateral, channels (f_τ→0 x, y, f_τ→1 x, y), in full-resolution pixels at every level;
     the diffusion works on flow / ``flow_scale``;
-  * pyramid: index 0..3 = 1/2, 1/4, 1/8, 1/16; diffusion levels run 1/16 → 1/8 → 1/4;
+  * pyramid: entry 0..3 = 1/2, 1/4, 1/8, 1/16; diffusion levels 0, 1, 2 run 1/16 → 1/8 → 1/4 on entries
+    3, 2, 1 (``levels.LEVELS``, the one statement of this geometry);
   * time τ in (0, 1): 0 is I0, 1 is I1; the paper's model is τ = 0.5;
   * precision: convolutions may run under autocast (half precision on GPUs); flows, the DDIM state,
     the noise and every warp are float32 always (``hfdinterp.interpolate`` states the whole policy).
@@ -13,21 +14,19 @@ Conventions
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .config import HFDConfig
-from .denoiser import LEVEL_PIXEL_SCALES, FlowDenoiser
-from .diffusion import sample_hierarchical
+from .denoiser import FlowDenoiser
+from .diffusion import Denoise, sample_hierarchical
 from .encoder import FeatureEncoder
 from .flow_refinement import FlowRefinement, refine_flow
 from .global_matching import GlobalMatcher
+from .levels import LEVELS
 from .synthesizer import Synthesizer
-
-DIFFUSION_PYRAMID_INDEX = (3, 2, 1)  # pyramid entries used by diffusion levels 1/16, 1/8, 1/4
-
 
 class HFD(nn.Module):
     def __init__(self, config: HFDConfig):
@@ -36,10 +35,10 @@ class HFD(nn.Module):
         widths = config.encoder.widths
         scale = config.diffusion.flow_scale
         self.encoder = FeatureEncoder(config.encoder)
-        self.denoiser = FlowDenoiser(config.denoiser, tuple(widths[i] for i in DIFFUSION_PYRAMID_INDEX), scale)
+        self.denoiser = FlowDenoiser(config.denoiser, tuple(widths[LEVELS.entry(level)] for level in range(LEVELS.count)), scale)
         self.synthesizer = Synthesizer(config.synthesizer, widths, scale)
         # Ours: a global matching prior as the coarsest level's starting estimate; None is the paper.
-        self.matcher = GlobalMatcher(widths[2], widths[3]) if config.denoiser.global_matching else None
+        self.matcher = GlobalMatcher(widths[LEVELS.coarsest - 1], widths[LEVELS.coarsest]) if config.denoiser.global_matching else None
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder(image)
@@ -47,7 +46,7 @@ class HFD(nn.Module):
     def denoise_fn(self, features0, features1, time):
         """The callable the sampler sees: (x_t, t, level, estimate) -> x̂_0."""
         def denoise(x_t, step, level, estimate):
-            k = DIFFUSION_PYRAMID_INDEX[level]
+            k = LEVELS.entry(level)
             steps = torch.full((x_t.shape[0],), step, device=x_t.device)
             return self.denoiser(x_t, steps, level, estimate, features0[k], features1[k], time)
         return denoise
@@ -55,18 +54,22 @@ class HFD(nn.Module):
     def starting_estimate(self, features0, features1, time) -> torch.Tensor:
         """Where the coarsest level's sampling starts (scaled units, (B, 4, H/16, W/16)): the global
         matching prior, or zero flow as in the paper."""
-        coarsest = features0[3]
+        coarsest = features0[LEVELS.coarsest]
         if self.matcher is None:
             return coarsest.new_zeros(coarsest.shape[0], 4, *coarsest.shape[-2:], dtype=torch.float32)
-        prior = self.matcher(features0, features1, time, LEVEL_PIXEL_SCALES[0])  # float32, like every flow
+        prior = self.matcher(features0, features1, time)  # float32, like every flow
         return prior / self.config.diffusion.flow_scale
 
-    def sample_flows(self, features0, features1, time, generator=None, steps_per_level=None) -> list[torch.Tensor]:
-        """Bilateral flow at 1/16, 1/8, 1/4 in full-resolution pixels, by coarse-to-fine DDIM."""
-        coarsest = features0[3]
+    def sample_flows(self, features0, features1, time, generator=None, steps_per_level=None,
+                     wrap: Callable[[Denoise], Denoise] | None = None) -> list[torch.Tensor]:
+        """Bilateral flow at 1/16, 1/8, 1/4 in full-resolution pixels, by coarse-to-fine DDIM.
+
+        ``wrap`` wraps the denoiser callable the sampler sees (training truncates gradients with it)."""
+        coarsest = features0[LEVELS.coarsest]
         batch, _, height, width = coarsest.shape
+        denoise = self.denoise_fn(features0, features1, time)
         x0 = sample_hierarchical(
-            self.denoise_fn(features0, features1, time), (batch, 4, height, width), self.config.diffusion,
+            denoise if wrap is None else wrap(denoise), (batch, 4, height, width), self.config.diffusion,
             generator=generator, steps_per_level=steps_per_level, device=coarsest.device,
             start_estimate=self.starting_estimate(features0, features1, time),
         )  # float32 whatever the features' precision

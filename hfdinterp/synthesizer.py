@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import SynthesizerConfig
 from .layers import conv
+from .levels import LEVELS
 from .warp import upsample_flow, warp_bilateral
 
 
@@ -47,8 +48,9 @@ class Synthesizer(nn.Module):
             nn.init.zeros_(layer.bias)
             layer.weight.data.mul_(0.1)
 
-    def _inputs(self, decoder, feature0, feature1, flow, pixel_scale):
-        warped0, warped1 = warp_bilateral(feature0, feature1, flow, pixel_scale)
+    def _inputs(self, decoder, features0, features1, entry: int, flow):
+        """[decoder features,] both frames' features at pyramid ``entry`` warped by ``flow``, and the flow."""
+        warped0, warped1 = warp_bilateral(features0[entry], features1[entry], flow, LEVELS.scales[entry])
         parts = [warped0, warped1, flow / self.flow_scale]
         return torch.cat(parts if decoder is None else [decoder] + parts, dim=1)
 
@@ -62,15 +64,16 @@ class Synthesizer(nn.Module):
         time: torch.Tensor,  # (B,)
         image_warp: str | None = None,  # how the output's two warps sample; None: config.image_warp
     ) -> dict[str, torch.Tensor]:
-        flow16, flow8, flow4 = flows
-        time_map = time.to(flow16.dtype).view(-1, 1, 1, 1).expand(-1, 1, *flow16.shape[-2:])
-        x = self.level16(torch.cat((self._inputs(None, features0[3], features1[3], flow16, 16), time_map), 1))
-        x = self.level8(self._inputs(x, features0[2], features1[2], flow8, 8))  # (B, d2, H/4, W/4)
-        x = self.level4(self._inputs(x, features0[1], features1[1], flow4, 4))  # (B, d1, H/2, W/2)
+        time_map = time.to(flows[0].dtype).view(-1, 1, 1, 1).expand(-1, 1, *flows[0].shape[-2:])
+        x = None
+        for level, (decoder, flow) in enumerate(zip((self.level16, self.level8, self.level4), flows)):
+            inputs = self._inputs(x, features0, features1, LEVELS.entry(level), flow)
+            x = decoder(inputs if level else torch.cat((inputs, time_map), 1))  # (B, d, 2h, 2w): 1/8, 1/4, 1/2
 
-        flow2 = upsample_flow(flow4)
-        flow2 = flow2 + self.flow_scale * self.level2_flow(self._inputs(x, features0[0], features1[0], flow2, 2))
-        out = self.level2(self._inputs(x, features0[0], features1[0], flow2, 2))  # (B, 8, H, W)
+        half = 0  # the pyramid entry at 1/2, below the diffusion levels
+        flow2 = upsample_flow(flows[-1])
+        flow2 = flow2 + self.flow_scale * self.level2_flow(self._inputs(x, features0, features1, half, flow2))
+        out = self.level2(self._inputs(x, features0, features1, half, flow2))  # (B, 8, H, W)
 
         flow = upsample_flow(flow2) + self.flow_scale * out[:, 0:4]  # (B, 4, H, W), f_τ→0 and f_τ→1
         mask = torch.sigmoid(out[:, 4:5])

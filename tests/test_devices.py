@@ -3,10 +3,7 @@
 import av
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
-
-from hfdinterp import HFD, PRESETS, save_weights
 
 from hfdinterp.cli import app
 from hfdinterp.video import devices as parallel
@@ -16,19 +13,6 @@ from hfdinterp.video.testclip import make_test_clip
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):  # a scene cut inside, so the carried scene-cut thumbnail matters too
     return make_test_clip(tmp_path_factory.mktemp("devices") / "clip.mp4", 64, 48, frames=9, rate=24, cut_at=5)
-
-
-@pytest.fixture(scope="module")
-def moving_weights(tmp_path_factory):
-    """A tiny model whose denoiser heads (zero at initialisation) give a non-zero flow, so the
-    output depends on the features, the seeds and the scene cuts each window is given."""
-    torch.manual_seed(1)
-    model = HFD(PRESETS["tiny"]).eval()
-    for head in model.denoiser.heads:
-        torch.nn.init.normal_(head.weight, std=0.1)
-    path = tmp_path_factory.mktemp("weights") / "moving.safetensors"
-    save_weights(model, path)
-    return str(path)
 
 
 def frames(path):
@@ -44,7 +28,7 @@ def run(clip, out, weights, *extra):
 
 
 @pytest.mark.parametrize("timing", [["--factor", "2"], ["--factor", "4"], ["--fps", "60"]])
-def test_two_cpu_workers_give_exactly_one_devices_output(clip, tmp_path, moving_weights, timing, monkeypatch):
+def test_two_cpu_workers_give_exactly_one_devices_output(clip, tmp_path, tiny_weights, timing, monkeypatch):
     in_flight = []
     finished = parallel.ParallelEngine._finished
 
@@ -53,8 +37,8 @@ def test_two_cpu_workers_give_exactly_one_devices_output(clip, tmp_path, moving_
         return finished(self, wait_for)
 
     monkeypatch.setattr(parallel.ParallelEngine, "_finished", watched)
-    one = run(clip, tmp_path / "one.mkv", moving_weights, *timing)
-    two = run(clip, tmp_path / "two.mkv", moving_weights, "--devices", "cpu,cpu", *timing)
+    one = run(clip, tmp_path / "one.mkv", tiny_weights, *timing)
+    two = run(clip, tmp_path / "two.mkv", tiny_weights, "--devices", "cpu,cpu", *timing)
     assert len(one) == len(two) > 9 and [pts for pts, _ in one] == [pts for pts, _ in two]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(one, two))
     assert any(not np.array_equal(a, one[0][1]) for _, a in one)  # the frames differ: a real comparison

@@ -26,15 +26,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample, sample_hierarchical
+from ..diffusion import alpha_bar, level_segments, level_timesteps, q_sample
 from ..flow_refinement import FlowRefinement, refine_flow
-from ..model import DIFFUSION_PYRAMID_INDEX, HFD
+from ..levels import LEVELS
+from ..model import HFD
 from ..warp import backward_warp, downsample_flow, upsample_flow, warp_bilateral
 from ..global_matching import global_bilateral_prior
 from .losses import feature_matching, flow_l1, global_match_cross_entropy, photometric
-
-LEVEL_FACTORS = (16, 8, 4)
-
 
 @dataclass(frozen=True)
 class Stage:
@@ -65,7 +63,7 @@ RECIPE = ("synthesizer", "matching", "joint")  # ours: what `hfdinterp train` ru
 
 def true_flow_pyramid(flow: torch.Tensor) -> list[torch.Tensor]:
     """Ground-truth bilateral flow at 1/16, 1/8, 1/4 (full-resolution pixels)."""
-    return [downsample_flow(flow, factor) for factor in LEVEL_FACTORS]
+    return [downsample_flow(flow, factor) for factor in LEVELS.level_scales]
 
 
 def _pixel_loss(prediction: torch.Tensor, target: torch.Tensor, perceptual=None) -> torch.Tensor:
@@ -113,12 +111,12 @@ def _denoise_level(model: HFD, batch: dict, level: int, features0, features1, ge
     config = model.config.diffusion
     device, batch_size = batch["flow"].device, batch["flow"].shape[0]
     top, bottom = level_segments(config)[level]
-    low = bottom + 1 if level < len(LEVEL_FACTORS) - 1 else 0
+    low = bottom + 1 if level < LEVELS.count - 1 else 0
     steps = torch.randint(low, top + 1, (batch_size,), generator=generator)
-    target = downsample_flow(batch["flow"], LEVEL_FACTORS[level]) / config.flow_scale  # (B, 4, h, w)
+    target = downsample_flow(batch["flow"], LEVELS.scale(level)) / config.flow_scale  # (B, 4, h, w)
     noise = torch.randn(target.shape, generator=generator).to(device)
     x_t = q_sample(target, steps, noise, alpha_bar(config))
-    k = DIFFUSION_PYRAMID_INDEX[level]
+    k = LEVELS.entry(level)
     if level == 0:  # what the sampler starts from: the global matching prior, or zeros (the paper)
         estimate = model.starting_estimate(features0, features1, batch["time"])
     else:
@@ -135,7 +133,7 @@ def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: S
     """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1."""
     with torch.no_grad():
         features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
-    drawn = int(torch.randint(len(LEVEL_FACTORS), (1,), generator=generator))
+    drawn = int(torch.randint(LEVELS.count, (1,), generator=generator))
     level = drawn if level is None else level
     x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator)
     loss = flow_l1(x0_hat, target)
@@ -154,18 +152,15 @@ def _synthesis_with_sampled_flow(model: HFD, batch: dict, features0, features1, 
 def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
     """Sample the flow with the full DDIM chain, back-propagating through each level's last step."""
     features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
-    inner = model.denoise_fn(features0, features1, batch["time"])
     last_steps = {timesteps[-1] for timesteps in level_timesteps(model.config.diffusion)}
 
-    def denoise(x_t, step, level, estimate):
-        with torch.set_grad_enabled(step in last_steps):
-            return inner(x_t, step, level, estimate)
+    def through_last_steps(denoise):
+        def truncated(x_t, step, level, estimate):
+            with torch.set_grad_enabled(step in last_steps):
+                return denoise(x_t, step, level, estimate)
+        return truncated
 
-    coarsest = features0[3]
-    x0 = sample_hierarchical(denoise, (coarsest.shape[0], 4, *coarsest.shape[-2:]), model.config.diffusion,
-                             generator=generator, device=coarsest.device, dtype=coarsest.dtype,
-                             start_estimate=model.starting_estimate(features0, features1, batch["time"]))
-    flows = [x * model.config.diffusion.flow_scale for x in x0]
+    flows = model.sample_flows(features0, features1, batch["time"], generator, wrap=through_last_steps)
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
 
@@ -194,8 +189,8 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
     pixel, _ = _synthesis_with_true_flow(model, batch, features0, features1, stage, perceptual)
     radius = max(1, model.config.denoiser.corr_radius)
     flow_loss, match_loss, coarser, metrics = 0.0, 0.0, None, {"photo": pixel.item()}
-    for level, (factor, true_flow) in enumerate(zip(LEVEL_FACTORS, true_flow_pyramid(batch["flow"]))):
-        k = DIFFUSION_PYRAMID_INDEX[level]
+    for level, (factor, true_flow) in enumerate(zip(LEVELS.level_scales, true_flow_pyramid(batch["flow"]))):
+        k = LEVELS.entry(level)
         aligned0, aligned1 = warp_bilateral(features0[k], features1[k], true_flow, factor)
         match_loss = match_loss + feature_matching(aligned0, aligned1, radius)
         x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator, coarser)
@@ -203,7 +198,7 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
         flow_loss = flow_loss + level_loss
         metrics[f"px{factor}"] = level_loss.item() * model.config.diffusion.flow_scale
         coarser = x0_hat
-    metrics["match"] = match_loss.item() / len(LEVEL_FACTORS)
+    metrics["match"] = match_loss.item() / LEVELS.count
     loss = pixel + flow_loss + MATCHING_WEIGHT * match_loss
     if model.matcher is not None:  # ours: the global prior learns alongside
         global_loss, global_metrics = _global_matching_terms(model, batch, features0, features1)
@@ -215,15 +210,15 @@ def _global_matching_terms(model: HFD, batch: dict, features0, features1):
     """The matcher's own loss: all-pairs contrastive matching both ways at 1/16, plus the L1 between
     its bilateral prior and the true 1/16 flow (scaled units)."""
     matcher, scale = model.matcher, model.config.diffusion.flow_scale
-    match0 = matcher.features(features0[2], features0[3])  # (B, dim, h, w) at 1/16
-    match1 = matcher.features(features1[2], features1[3])
+    match0 = matcher.pyramid_features(features0)  # (B, dim, h, w) at 1/16
+    match1 = matcher.pyramid_features(features1)
     true = true_flow_pyramid(batch["flow"])[0]  # (B, 4, h, w), full-resolution pixels
-    to0, to1 = true[:, :2] / LEVEL_FACTORS[0], true[:, 2:] / LEVEL_FACTORS[0]  # feature pixels
+    to0, to1 = true[:, :2] / LEVELS.scale(0), true[:, 2:] / LEVELS.scale(0)  # feature pixels
     # The point seen at x in the frame at τ is at x + f_τ→0 in I0 and at x + f_τ→1 in I1: its features
     # there must match each other (sampling the query at x + f_τ→0 keeps large motions labelled right).
     cross_entropy = (global_match_cross_entropy(backward_warp(match0, to0), match1, to1, matcher.scale)
                      + global_match_cross_entropy(backward_warp(match1, to1), match0, to0, matcher.scale)) / 2
-    prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, LEVEL_FACTORS[0])
+    prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, LEVELS.scale(0))
     prior_px = flow_l1(prior, true)
     return (cross_entropy + GLOBAL_PRIOR_WEIGHT * prior_px / scale,
             {"match_ce": cross_entropy.item(), "prior_px": prior_px.item(), "scale": matcher.scale.item()})

@@ -18,7 +18,7 @@ import contextlib
 import copy
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
@@ -55,16 +55,14 @@ class TrainConfig:
 
 
 @dataclass
-class Progress:
+class StageProgress:
     stage: str
     step: int
     total: int
     loss: float
     metrics: dict
     samples_per_second: float
-    seconds_left: float
     finished: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class EMA:
@@ -206,7 +204,7 @@ def _perceptual(config: TrainConfig, device: torch.device):
     return loss
 
 
-def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress], None] | None = None,
+def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[StageProgress], None] | None = None,
           device: str | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) one stage; returns the checkpoint path. ``export`` writes the weights."""
     rank, world = _distributed()
@@ -280,8 +278,7 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[Progress
             save()
         elapsed = time.time() - started
         rate = (step - first_step) * config.batch_size * world / max(elapsed, 1e-9)
-        left = (config.steps - step) * config.batch_size * world / max(rate, 1e-9)
-        report = Progress(stage.name, step, config.steps, loss.item(), metrics, rate, left, finished=step == config.steps)
+        report = StageProgress(stage.name, step, config.steps, loss.item(), metrics, rate, finished=step == config.steps)
         if on_progress and rank == 0:
             on_progress(report)
         if log and rank == 0 and (step % 20 == 0 or report.finished):
@@ -302,7 +299,7 @@ def export(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: dict[s
 
 
 def train_stages(stage_steps: dict[str, int], out: str, dataset: Dataset, log: Callable[[str], None],
-                 on_progress: Callable[[Progress], None] | None = None, **options) -> Path:
+                 on_progress: Callable[[StageProgress], None] | None = None, **options) -> Path:
     """The paper's recipe: each stage starts from the previous stage's EMA; every stage resumes."""
     init = options.pop("init", None)
     checkpoint = None

@@ -28,7 +28,8 @@ import torch
 import torch.distributed as dist
 
 from ..errors import HFDError, Stopped
-from .pipeline import VideoRequest, check_options, check_paths, interpolate_video
+from .pipeline import interpolate_video
+from .request import VideoRequest, check_options, check_paths
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".y4m")
 MANIFEST = ".hfdinterp-batch"

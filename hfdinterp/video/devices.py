@@ -21,7 +21,8 @@ import torch
 
 from ..errors import HFDError
 from ..interpolate import Prepared
-from .pipeline import _Engine
+from .executor import Engine
+from .planner import timestamps
 
 
 def parse_devices(text: str) -> list[str]:
@@ -66,8 +67,8 @@ class _Worker:
                 future.set_exception(error)
 
 
-class ParallelEngine(_Engine):
-    """``_Engine`` with each window's synthesis on the next device's model, results in order."""
+class ParallelEngine(Engine):
+    """``Engine`` with each window's synthesis on the next device's model, results in order."""
 
     def __init__(self, interpolators: list, *args):
         super().__init__(interpolators[0], *args)
@@ -76,12 +77,12 @@ class ParallelEngine(_Engine):
         self.windows = 0
         self.in_flight: deque = deque()  # (future of the results, [(plan index, pts)])
 
-    def _dispatch(self, plan, frames, prepared, cuts) -> list:
+    def _dispatch(self, plan, frames, prepared) -> list:
         device = self.windows % len(self.interpolators)
         view = copy.copy(self)  # the window's own engine: this device's model, today's seeds and counts
         view.interpolated = 0
         kept = self._admit(plan)
-        future = self.workers[device].submit(lambda: (view._synthesise(plan, frames, prepared, cuts), view.interpolated))
+        future = self.workers[device].submit(lambda: (view._synthesise(plan, frames, prepared), view.interpolated))
         self.in_flight.append((future, kept))
         self.windows += 1
         self.interpolator = self.interpolators[self.windows % len(self.interpolators)]  # the next window's
@@ -98,13 +99,10 @@ class ParallelEngine(_Engine):
 
     def finish(self) -> list:
         if self.prepared is not None and len(self.window) == 1:  # only the carried frame: hold it
-            frame = self.window[0]
-            self.end_time = frame.time + (frame.duration or 1 / self.info.rate)
-            plan = self.schedule.interval(self.frames_in - 1, frame.time, self.end_time, True)
+            plan, pixels = self._hold_last()
             done: Future = Future()
-            done.set_result(([frame.pixels] * len(plan), 0))
-            self.in_flight.append((done, self._admit([(0, o) for o in plan])))
-            self.window, self.prepared, self.thumb = [], None, None
+            done.set_result((pixels, 0))
+            self.in_flight.append((done, self._admit(plan)))
             out = self._finished(wait_for=0)
         else:
             out = super().finish() + self._finished(wait_for=0)
@@ -114,14 +112,8 @@ class ParallelEngine(_Engine):
 
     def _admit(self, plan) -> list[tuple[int, int]]:
         """``_emit``'s timestamps, decided now: they fix the next window's seeds before any pixel exists."""
-        kept = []
-        for n, (_, o) in enumerate(plan):
-            pts = round(o.time / self.time_base)
-            if self.last_pts is not None and pts <= self.last_pts:
-                continue
-            self.last_pts = pts
-            kept.append((n, pts))
-            self.frames_out += 1
+        kept, self.last_pts = timestamps(plan, self.time_base, self.last_pts)
+        self.frames_out += len(kept)
         return kept
 
     def _finished(self, wait_for: int) -> list:
