@@ -2,6 +2,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hfdinterp import HFD, PRESETS
 from hfdinterp.device import pick_device, pick_dtype
@@ -137,6 +138,29 @@ def test_local_correlation_peaks_at_the_true_shift():
     dy, dx = divmod(best, 5)
     assert (dx - 2, dy - 2) == (-2, 1)
     assert correlation.shape == (1, 25, 12, 14) and correlation.max() <= 1 + 1e-5
+
+
+@pytest.mark.parametrize("radius", [1, 4])
+def test_local_correlation_equals_the_plain_loop_with_its_gradients(radius):
+    """The channel-by-channel sum is the textbook loop over displacements, values and gradients."""
+    from hfdinterp.denoiser import local_correlation
+
+    def plain(feature0, feature1):
+        feature0 = F.normalize(feature0, dim=1)
+        feature1 = F.pad(F.normalize(feature1, dim=1), (radius,) * 4)
+        height, width = feature0.shape[-2:]
+        size = 2 * radius + 1
+        return torch.cat([(feature0 * feature1[..., dy:dy + height, dx:dx + width]).sum(1, keepdim=True)
+                          for dy in range(size) for dx in range(size)], dim=1)
+
+    generator = torch.Generator().manual_seed(radius)
+    a, b = (torch.randn(2, 12, 9, 11, generator=generator, requires_grad=True) for _ in range(2))
+    weights = torch.randn(2, (2 * radius + 1) ** 2, 9, 11, generator=generator)
+    fast, slow = local_correlation(a, b, radius), plain(a, b)
+    assert torch.allclose(fast, slow, atol=1e-6)
+    grads = [torch.autograd.grad((out * weights).sum(), (a, b)) for out in (fast, slow)]
+    assert all(torch.allclose(g, h, atol=1e-5) for g, h in zip(*grads))
+    assert local_correlation(a.bfloat16(), b.bfloat16(), radius).dtype == torch.bfloat16
 
 
 def test_the_output_frame_is_warped_as_configured_unless_told_otherwise(tiny_model):
