@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from hfdinterp import load_interpolator
-from hfdinterp.images import read_image, write_image
+from hfdinterp.io.images import read_image, write_image
 from hfdinterp.video.pipeline import VideoRequest, interpolate_video
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ two seconds: made by hfdinterp's own test-clip generator, so it is ours to ship.
 
 from pathlib import Path
 
-from hfdinterp.video.testclip import make_test_clip
+from hfdinterp.io.testclip import make_test_clip
 
 if __name__ == "__main__":
     path = make_test_clip(Path(__file__).with_name("clip.mp4"), width=320, height=180, frames=48, rate=24, crf=20)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from hfdinterp.cli import app
-from hfdinterp.video.testclip import make_test_clip
+from hfdinterp.io.testclip import make_test_clip
 
 # cycled through, so that every encoder and container the sink knows is exercised
 OUTPUTS = (("mp4", "libx264"), ("mkv", "libx265"), ("mkv", "ffv1"), ("webm", "libvpx-vp9"))

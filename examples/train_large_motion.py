@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from hfdinterp.config import PRESETS
-from hfdinterp.model import HFD
+from hfdinterp.model.config import PRESETS
+from hfdinterp.model.hfd import HFD
 from hfdinterp.train.mixture import Mixture
 from hfdinterp.train.pseudo_flow import CachedTriplets
 from hfdinterp.train.synthetic import SyntheticConfig, SyntheticTriplets, load_photos
 from hfdinterp.train.trainer import export, train_stages
-from hfdinterp.weights_file import load_weights
+from hfdinterp.model.weights import load_weights
 
 
 def upgraded_start(init: str, out: Path) -> str:

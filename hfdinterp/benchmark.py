@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hfdinterp.scores import psnr
+
 # Runs one command in a child Python and reports its wall time and peak RSS (KiB on Linux).
 _MEASURE = """
 import json, resource, subprocess, sys, time
@@ -75,11 +77,6 @@ def write_frames(path: Path, frames: list[np.ndarray], rate: Fraction) -> None:
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv444p")))
         container.mux(stream.encode(None))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
 
 def hfdinterp_command(source: Path, target: Path, weights: str | None, extra: list[str]) -> list[str]:
@@ -131,8 +128,8 @@ def load_rife(path: Path | None):
 
 
 def pair_benchmark(args: argparse.Namespace) -> None:
-    from hfdinterp.images import read_image
-    from hfdinterp.interpolate import load_interpolator
+    from hfdinterp.io.images import read_image
+    from hfdinterp.inference.interpolator import load_interpolator
 
     width, height = args.pair
     if args.images:
@@ -176,7 +173,7 @@ def pair_benchmark(args: argparse.Namespace) -> None:
         print(why_not)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clip", type=Path, nargs="?")
     parser.add_argument("--pair", type=parse_size, metavar="WxH", help="time one pair of this size instead")
@@ -191,6 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-refine", action="store_true",
                         help="also run hfdinterp with --refine-steps 0 (the paper's pipeline as is)")
     parser.add_argument("--memory-check", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.pair:
         if args.repeats < 1:
@@ -202,6 +204,11 @@ def main(argv: list[str] | None = None) -> None:
         return pair_benchmark(args)
     if args.clip is None:
         parser.error("give a CLIP, or --pair WxH")
+    clip_benchmark(args)
+
+
+def clip_benchmark(args: argparse.Namespace) -> None:
+    """hfdinterp (and its variants) against minterpolate on a clip: speed, memory, re-created frames."""
     variants = [("hfdinterp 2×", [])] + ([("hfdinterp 2× --ensemble", ["--ensemble"])] if args.ensemble else [])
     variants += [("hfdinterp 2× no refine", ["--refine-steps", "0"])] if args.no_refine else []
 
@@ -249,16 +256,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'average of neighbours':26} {'':>10} {'':>8} {'':>9} {'':>9} {scores['average of neighbours']:8.2f}")
 
     if args.memory_check:
-        from hfdinterp.video.testclip import make_test_clip
+        memory_check(work, args.weights)
 
-        peaks = []
-        for count in (24, 240):
-            clip = make_test_clip(work / f"gen{count}.mp4", 320, 180, frames=count, rate=24)
-            result = measure(hfdinterp_command(clip, work / f"gen{count}_x2.mp4", args.weights, []))
-            peaks.append((count, result["peak_kib"] / 1024, result["wall"]))
-        for count, peak, wall in peaks:
-            print(f"memory: {count:4d} frames 320×180 → peak {peak:.0f} MiB, {wall:.1f} s")
-        print(f"memory: peak ratio long/short = {peaks[1][1] / peaks[0][1]:.2f} for a 10× longer clip")
+
+def memory_check(work: Path, weights: str | None) -> None:
+    """Peak memory of a short and a 10× longer generated clip: it should not grow with the length."""
+    from hfdinterp.io.testclip import make_test_clip
+
+    peaks = []
+    for count in (24, 240):
+        clip = make_test_clip(work / f"gen{count}.mp4", 320, 180, frames=count, rate=24)
+        result = measure(hfdinterp_command(clip, work / f"gen{count}_x2.mp4", weights, []))
+        peaks.append((count, result["peak_kib"] / 1024, result["wall"]))
+    for count, peak, wall in peaks:
+        print(f"memory: {count:4d} frames 320×180 → peak {peak:.0f} MiB, {wall:.1f} s")
+    print(f"memory: peak ratio long/short = {peaks[1][1] / peaks[0][1]:.2f} for a 10× longer clip")
 
 
 if __name__ == "__main__":

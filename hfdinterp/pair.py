@@ -12,10 +12,10 @@ import torch
 
 from . import limits
 from .errors import HFDError
-from .flowviz import bilateral_flow_picture
-from .images import ENCODERS, Image, read_image, write_image
-from .interpolate import Interpolator
-from .warp import carry_alpha
+from .io.flowviz import bilateral_flow_picture
+from .io.images import ENCODERS, Image, read_image, write_image
+from .inference.interpolator import Interpolator
+from .model.warp import carry_alpha
 
 
 @dataclass

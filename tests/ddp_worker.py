@@ -17,7 +17,7 @@ import torch.distributed as dist
 from hfdinterp.train import trainer
 from hfdinterp.train.mixture import Mixture
 from hfdinterp.train.synthetic import SyntheticConfig, SyntheticTriplets
-from hfdinterp.video.testclip import scene
+from hfdinterp.io.testclip import scene
 
 COMMON = dict(preset="tiny", workers=0, learning_rate=3e-3, warmup_steps=1)
 SYNC_STEPS, PER_RANK = 3, 2

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from hfdinterp.cli import app
 from hfdinterp.errors import HFDError
-from hfdinterp.video.batch import MANIFEST, BatchRequest, Job, list_jobs, pending, read_manifest, share
+from hfdinterp.batch import MANIFEST, BatchRequest, Job, list_jobs, pending, read_manifest, share
 from hfdinterp.video.pipeline import VideoRequest
-from hfdinterp.video.testclip import make_test_clip
+from hfdinterp.io.testclip import make_test_clip
 
 FAST = ["--refine-steps", "0", "--quiet"]
 

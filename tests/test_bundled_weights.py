@@ -1,7 +1,7 @@
 """The weights that ship: present, loadable, and recorded correctly in the registry."""
 
 from hfdinterp import load_weights
-from hfdinterp.weights_registry import DEFAULT_NAME, KNOWN_WEIGHTS, bundled_path, resolve_weights, sha256_of
+from hfdinterp.inference.registry import DEFAULT_NAME, KNOWN_WEIGHTS, bundled_path, resolve_weights, sha256_of
 
 
 def test_default_weights_are_bundled_and_load():

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hfdinterp.cli import app
-from hfdinterp.images import read_image, write_image
+from hfdinterp.io.images import read_image, write_image
 from tests.conftest import moving_square
 
 runner = CliRunner()
@@ -92,7 +92,7 @@ def test_the_command_line_refines_as_the_library_does_by_default():
     import inspect
 
     from hfdinterp import cli
-    from hfdinterp.flow_refinement import FlowRefinement
+    from hfdinterp.inference.refinement import FlowRefinement
 
     for command in (cli.pair, cli.video, cli.evaluate):
         default = inspect.signature(command).parameters["refine_steps"].default

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 
 from hfdinterp import HFD, PRESETS
-from hfdinterp.images import write_image
+from hfdinterp.io.images import write_image
 from hfdinterp.train.dev_sets import minterpolate_middle
 from hfdinterp.train.flow_error import flow_error_table, format_tables
-from hfdinterp.video.testclip import scene
+from hfdinterp.io.testclip import scene
 
 
 def _case(folder, flow):

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from hfdinterp.cli import app
 from hfdinterp.video import devices as parallel
-from hfdinterp.video.testclip import make_test_clip
+from hfdinterp.io.testclip import make_test_clip
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from hfdinterp.config import DiffusionConfig
-from hfdinterp.diffusion import (alpha_bar, ddim_step, gaussian, level_segments, level_timesteps, q_sample,
+from hfdinterp.model.config import DiffusionConfig
+from hfdinterp.model.diffusion import (alpha_bar, ddim_step, gaussian, level_segments, level_timesteps, q_sample,
                                  sample_hierarchical, split_steps)
-from hfdinterp.warp import upsample_flow
+from hfdinterp.model.warp import upsample_flow
 
 
 def test_golden_timesteps_per_level():

@@ -6,9 +6,9 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
-from hfdinterp import weights_registry
+from hfdinterp.inference import registry as weights_registry
 from hfdinterp.cli import app
-from hfdinterp.weights_registry import KnownWeights
+from hfdinterp.inference.registry import KnownWeights
 from tests.hub_server import FakeHub
 
 PAYLOAD = b"pretend these are weights" * 100

@@ -9,11 +9,12 @@ import torch
 
 from hfdinterp import benchmark
 from hfdinterp.errors import HFDError
-from hfdinterp.flow_refinement import FlowRefinement
-from hfdinterp.interpolate import Interpolator, batch_for_memory, is_out_of_memory
+from hfdinterp.inference.refinement import FlowRefinement
+from hfdinterp.inference.devices import batch_for_memory, is_out_of_memory
+from hfdinterp.inference.interpolator import Interpolator
 from hfdinterp.video.pipeline import VideoRequest, interpolate_video
-from hfdinterp.video.sink import EncodeOptions
-from hfdinterp.video.testclip import make_test_clip
+from hfdinterp.io.codecs import EncodeOptions
+from hfdinterp.io.testclip import make_test_clip
 
 
 class _SmallDevice(Interpolator):

@@ -31,11 +31,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from hfdinterp import weights_registry
+from hfdinterp.inference import registry as weights_registry
 from hfdinterp.cli import app
-from hfdinterp.images import read_image, write_image
-from hfdinterp.video.testclip import make_test_clip
-from hfdinterp.weights_registry import KnownWeights
+from hfdinterp.io.images import read_image, write_image
+from hfdinterp.io.testclip import make_test_clip
+from hfdinterp.inference.registry import KnownWeights
 from tests.conftest import moving_square
 from tests.hub_server import FakeHub
 
@@ -296,7 +296,7 @@ class FullDisk(io.FileIO):
 
 
 def test_disk_full_mid_run(media, out, tiny_weights, monkeypatch, tmp_path):
-    from hfdinterp.video import sink
+    from hfdinterp.io import sink
 
     source = make_test_clip(tmp_path / "big.mkv", 64, 64, frames=8, codec="ffv1", audio=False)
     real_open = av.open
@@ -571,7 +571,7 @@ def test_eval_refused(case, message, tmp_path, tiny_weights):
 # -- atomic outputs, interrupted at the worst moment ----------------------------------------------
 
 def test_image_write_interrupted_leaves_no_temporary(tmp_path, monkeypatch):
-    from hfdinterp import images
+    from hfdinterp.io import images
 
     def interrupted(*args):
         raise KeyboardInterrupt
@@ -583,8 +583,8 @@ def test_image_write_interrupted_leaves_no_temporary(tmp_path, monkeypatch):
 
 
 def test_frame_folder_commit_interrupted_leaves_no_frames(media, tmp_path, tiny_weights, monkeypatch):
-    from hfdinterp.interpolate import load_interpolator
-    from hfdinterp.video import sink
+    from hfdinterp.inference.interpolator import load_interpolator
+    from hfdinterp.io import sink
     from hfdinterp.video.pipeline import VideoRequest, interpolate_video
 
     real_replace, calls = os.replace, []

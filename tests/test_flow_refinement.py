@@ -2,10 +2,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hfdinterp import flow_refinement
-from hfdinterp.flow_refinement import FlowRefinement, refine_flow
-from hfdinterp.interpolate import Interpolator
-from hfdinterp.warp import downsample_flow, warp_bilateral
+from hfdinterp.inference import refinement as flow_refinement
+from hfdinterp.inference.refinement import FlowRefinement, refine_flow
+from hfdinterp.inference.interpolator import Interpolator
+from hfdinterp.model.warp import downsample_flow, warp_bilateral
 from tests.conftest import moving_square
 
 

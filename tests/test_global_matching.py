@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from hfdinterp import HFD, PRESETS
-from hfdinterp.config import HFDConfig
-from hfdinterp.global_matching import expected_motion, global_bilateral_prior
+from hfdinterp.model.config import HFDConfig
+from hfdinterp.model.global_matching import expected_motion, global_bilateral_prior
 
 
 def test_a_large_shift_is_found_across_the_frame():
@@ -32,7 +32,7 @@ def test_nothing_recognisable_means_no_motion_not_the_frame_centre():
 
 
 def test_chunked_queries_give_the_same_motion(monkeypatch):
-    import hfdinterp.global_matching as gm
+    import hfdinterp.model.global_matching as gm
 
     torch.manual_seed(1)
     a, b = torch.randn(2, 8, 9, 11), torch.randn(2, 8, 9, 11)

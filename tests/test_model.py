@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from hfdinterp import HFD, PRESETS
-from hfdinterp.device import pick_device, pick_dtype
+from hfdinterp.inference.devices import pick_device, pick_dtype
 from hfdinterp.errors import HFDError
-from hfdinterp.interpolate import Interpolator
+from hfdinterp.inference.ensemble import sample_both_ways
+from hfdinterp.inference.interpolator import Interpolator
 from tests.conftest import TINY_FLOW, moving_square
 
 
@@ -81,8 +82,8 @@ def test_ensemble_flow_is_the_same_whichever_way_the_pair_is_given(tiny_model):
     b = tiny_model.encode(torch.from_numpy(moving_square(64, 64, 4)).permute(2, 0, 1)[None])
     seeded = lambda: [torch.Generator().manual_seed(3)]  # noqa: E731
     with torch.no_grad():
-        forward = tiny_model.sample_flows_both_ways(a, b, torch.tensor([0.3]), seeded())
-        backward = tiny_model.sample_flows_both_ways(b, a, torch.tensor([0.7]), seeded())
+        forward = sample_both_ways(tiny_model, a, b, torch.tensor([0.3]), seeded())
+        backward = sample_both_ways(tiny_model, b, a, torch.tensor([0.7]), seeded())
         plain = tiny_model.sample_flows(a, b, torch.tensor([0.3]), seeded())
     for f, r, p in zip(forward, backward, plain):
         assert torch.allclose(f, torch.cat((r[:, 2:], r[:, :2]), 1), atol=1e-6)  # f_τ→0 ↔ f_τ→1
@@ -129,7 +130,7 @@ def test_half_precision_path_agrees_with_fp32(tiny_model):
 
 
 def test_local_correlation_peaks_at_the_true_shift():
-    from hfdinterp.denoiser import local_correlation
+    from hfdinterp.model.denoiser import local_correlation
 
     features = torch.rand(1, 8, 12, 14)
     shifted = torch.roll(features, shifts=(1, -2), dims=(2, 3))  # feature1(x + d) = feature0(x) for d = (-2, 1)
@@ -143,7 +144,7 @@ def test_local_correlation_peaks_at_the_true_shift():
 @pytest.mark.parametrize("radius", [1, 4])
 def test_local_correlation_equals_the_plain_loop_with_its_gradients(radius):
     """The channel-by-channel sum is the textbook loop over displacements, values and gradients."""
-    from hfdinterp.denoiser import local_correlation
+    from hfdinterp.model.denoiser import local_correlation
 
     def plain(feature0, feature1):
         feature0 = F.normalize(feature0, dim=1)
@@ -164,7 +165,7 @@ def test_local_correlation_equals_the_plain_loop_with_its_gradients(radius):
 
 
 def test_the_output_frame_is_warped_as_configured_unless_told_otherwise(tiny_model):
-    from hfdinterp.warp import backward_warp, cubic_backward_warp
+    from hfdinterp.model.warp import backward_warp, cubic_backward_warp
 
     image0, image1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     assert tiny_model.config.synthesizer.image_warp == "cubic"
@@ -212,3 +213,24 @@ def test_bf16_autocast_keeps_a_large_moving_flow_sub_pixel(tiny_model):
     out = interpolator.interpolate(a, b, return_all=True)
     assert abs(float(out["flow"][2].mean()) - 150.3) < 0.02 and abs(float(out["flow"][0].mean()) + 150.3) < 0.02
     assert float(np.ptp(out["flow"][2])) < 1e-3  # one value everywhere
+
+
+def test_forward_is_the_network_alone_and_between_adds_only_the_optional_steps(tiny_model):
+    plain = Interpolator(tiny_model, torch.device("cpu"), torch.float32, refinement=None)
+    image0, image1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    prepared = plain.prepare(torch.cat((image0, image1)))
+    out = plain.between(prepared[0], prepared[1], torch.tensor([0.5]), [3])
+    with torch.no_grad():
+        network = tiny_model(image0, image1, torch.tensor([0.5]), [torch.Generator().manual_seed(3)])
+    assert torch.allclose(out["image"], network["image"].clamp(0, 1), atol=1e-6)
+    refined = Interpolator(tiny_model, torch.device("cpu"), torch.float32).between(prepared[0], prepared[1],
+                                                                                   torch.tensor([0.5]), [3])
+    assert not torch.allclose(refined["flow"], out["flow"], atol=1e-3)  # the refinement is a step of its own
+
+
+def test_prepared_frames_carry_their_own_padding(interpolator):
+    """Frames of two sizes prepared in turn: each pair is cropped by its own padding, not the last one's."""
+    small = interpolator.prepare(torch.rand(2, 3, 20, 30))
+    interpolator.prepare(torch.rand(2, 3, 40, 56))
+    out = interpolator.between(small[0], small[1], torch.tensor([0.5]), [0])
+    assert out["image"].shape[-2:] == (20, 30) and out["flow"].shape[-2:] == (20, 30)

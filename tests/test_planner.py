@@ -3,7 +3,7 @@
 from fractions import Fraction as F
 
 from hfdinterp.video.planner import CUT, MODEL, SOURCE, UNSHOWN_SEED, Call, chunk_seeds, model_steps, timestamps, window_plan
-from hfdinterp.video.timing import Schedule
+from hfdinterp.io.timing import Schedule
 
 TIMES = [F(0), F(1, 24), F(2, 24)]  # a window of three source frames at 24 fps
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from hfdinterp.images import write_image
+from hfdinterp.io.images import write_image
 from hfdinterp.train.real import FootageTriplets, Vimeo90K, dis_flow
-from hfdinterp.video.testclip import make_test_clip, scene
-from hfdinterp.warp import backward_warp
+from hfdinterp.io.testclip import make_test_clip, scene
+from hfdinterp.model.warp import backward_warp
 
 pytest.importorskip("cv2", reason="OpenCV comes with the test extras: pip install -e '.[test]'")
 

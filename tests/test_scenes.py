@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from hfdinterp.video.scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
-from hfdinterp.video.testclip import scene
+from hfdinterp.io.scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
+from hfdinterp.io.testclip import scene
 
 
 def test_motion_scores_low_and_a_cut_scores_high():

@@ -8,8 +8,8 @@ import torch
 from hfdinterp.train.pseudo_flow import CachedTriplets, build_cache
 from hfdinterp.train.teacher import (RifeIFNet, fuse_flows, load_teacher, teacher_bilateral_flow,
                                      teacher_interpolate)
-from hfdinterp.video.testclip import make_test_clip
-from hfdinterp.warp import backward_warp
+from hfdinterp.io.testclip import make_test_clip
+from hfdinterp.model.warp import backward_warp
 
 pytest.importorskip("cv2", reason="OpenCV comes with the test extras: pip install -e '.[test]'")
 

@@ -3,7 +3,7 @@ from fractions import Fraction
 import pytest
 
 from hfdinterp.errors import HFDError
-from hfdinterp.video.timing import Schedule, parse_rate, recursion_depth
+from hfdinterp.io.timing import Schedule, parse_rate, recursion_depth
 
 
 def test_rates_are_exact_fractions():

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hfdinterp.cli import app
-from hfdinterp.video.testclip import make_test_clip
+from hfdinterp.io.testclip import make_test_clip
 
 runner = CliRunner()
 
@@ -203,7 +203,7 @@ def test_bad_inputs_one_line_no_output(clip, tmp_path, tiny_weights):
 
 
 def test_interrupt_leaves_no_file(clip, tmp_path, tiny_weights):
-    from hfdinterp.interpolate import load_interpolator
+    from hfdinterp.inference.interpolator import load_interpolator
     from hfdinterp.video.pipeline import VideoRequest, interpolate_video
 
     out = tmp_path / "out.mp4"

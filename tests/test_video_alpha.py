@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hfdinterp.cli import app
-from hfdinterp.images import read_image, write_image
-from hfdinterp.video.testclip import scene
+from hfdinterp.io.images import read_image, write_image
+from hfdinterp.io.testclip import scene
 
 runner = CliRunner()
 ALPHAS = (40, 100, 160, 220)

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from hfdinterp.config import HFDConfig, PRESETS
-from hfdinterp.warp import (InputPadder, backward_warp, catmull_rom_weights, cubic_backward_warp, downsample_flow,
+from hfdinterp.model.config import HFDConfig, PRESETS
+from hfdinterp.model.warp import (InputPadder, backward_warp, catmull_rom_weights, cubic_backward_warp, downsample_flow,
                             upsample_flow)
 
 

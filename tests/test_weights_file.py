@@ -4,7 +4,7 @@ from safetensors.torch import load_file, save_file
 
 from hfdinterp import HFD, PRESETS, load_weights, save_weights
 from hfdinterp.errors import HFDError
-from hfdinterp.weights_file import FORMAT, read_metadata
+from hfdinterp.model.weights import FORMAT, read_metadata
 
 
 def test_round_trip_keeps_config_and_outputs(tmp_path, tiny_model):

@@ -27,8 +27,9 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from ..images import read_image, write_image
-from .evaluate import find_cases, psnr, quantize, ssim
+from ..io.images import read_image, to_integer, write_image
+from ..io.triplets import find_cases
+from ..scores import psnr, ssim
 from .real import FootageTriplets, split_at_cuts
 from .synthetic import SyntheticConfig, SyntheticTriplets, load_photos
 
@@ -103,9 +104,9 @@ def score_baselines(root: Path, lpips_weights: str | None = None) -> dict:
     for set_name, cases in find_cases(root).items():
         scores = {"minterpolate": [], "average": []}
         for case in cases:
-            i0, gt, i1 = (quantize(read_image(case / f"{n}.png").pixels[..., :3]) for n in ("i0", "gt", "i1"))
+            i0, gt, i1 = (to_integer(read_image(case / f"{n}.png").pixels[..., :3]) for n in ("i0", "gt", "i1"))
             predictions = {"minterpolate": minterpolate_middle(i0, i1),
-                           "average": quantize((i0.astype(np.float32) + i1) / 2 / 255)}
+                           "average": to_integer((i0.astype(np.float32) + i1) / 2 / 255)}
             for method, prediction in predictions.items():
                 score = {"psnr": psnr(prediction, gt), "ssim": ssim(prediction, gt)}
                 if lpips is not None:

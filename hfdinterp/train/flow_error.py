@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..flow_refinement import FlowRefinement, refine_flow
-from ..images import read_image
-from ..warp import InputPadder
-from ..weights_file import load_weights
-from .evaluate import find_cases
+from ..inference.refinement import FlowRefinement, refine_flow
+from ..io.images import read_image
+from ..model.warp import InputPadder
+from ..model.weights import load_weights
+from ..io.triplets import find_cases
 
 BUCKETS = ((0, 8), (8, 32), (32, 64), (64, 128), (128, float("inf")))
 

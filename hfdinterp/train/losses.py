@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..denoiser import local_correlation
+from ..io.images import luma
+from ..model.denoiser import local_correlation
 
 
 def charbonnier(prediction: torch.Tensor, target: torch.Tensor, epsilon: float = 1e-3) -> torch.Tensor:
@@ -13,7 +14,7 @@ def charbonnier(prediction: torch.Tensor, target: torch.Tensor, epsilon: float =
 
 
 def _census_transform(image: torch.Tensor, patch: int) -> torch.Tensor:
-    grey = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]) * 255
+    grey = luma(image) * 255
     kernel = torch.eye(patch * patch, device=image.device, dtype=image.dtype).view(patch * patch, 1, patch, patch)
     neighbours = F.conv2d(grey, kernel, padding=patch // 2)  # (B, p², H, W)
     diff = neighbours - grey

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..images import read_image
-from ..video.scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
+from ..io.images import read_image
+from ..io.scenes import DEFAULT_THRESHOLD, cut_scores, thumbnail
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v"}
 FRAME_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset

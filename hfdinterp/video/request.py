@@ -10,10 +10,10 @@ from pathlib import Path
 
 from .. import limits
 from ..errors import HFDError
-from .scenes import DEFAULT_THRESHOLD
-from .sink import EncodeOptions, check_encode_options
-from .source import is_image_sequence
-from .timing import parse_rate, recursion_depth
+from ..io.scenes import DEFAULT_THRESHOLD
+from ..io.codecs import EncodeOptions, check_encode_options
+from ..io.source import is_image_sequence
+from ..io.timing import parse_rate, recursion_depth
 
 CUT_FILLS = ("hold", "blend")
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .images import to_integer
+
 
 def scene(width: int, height: int, index: int, variant: int = 0) -> np.ndarray:
     """Frame ``index`` of a smooth scene: a textured background panning and two moving discs."""
@@ -62,9 +64,7 @@ def make_test_clip(path: str | Path, width: int = 96, height: int = 64, frames: 
         for index in range(frames):
             variant = 1 if cut_at is not None and index >= cut_at else 0
             pixels = scene(width, height, index, variant)
-            scale = 65535 if deep else 255
-            frame = av.VideoFrame.from_ndarray(np.rint(pixels * scale).astype(np.uint16 if deep else np.uint8),
-                                               format="rgb48le" if deep else "rgb24")
+            frame = av.VideoFrame.from_ndarray(to_integer(pixels, bit_depth), format="rgb48le" if deep else "rgb24")
             frame = frame.reformat(format=video.pix_fmt, dst_colorspace=1, dst_color_range=1)
             frame.pts = pts
             frame.time_base = time_base

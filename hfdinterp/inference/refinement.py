@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .warp import upsample_flow
+from ..model.warp import upsample_flow
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8

@@ -27,9 +27,9 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from ..errors import HFDError, Stopped
-from .pipeline import interpolate_video
-from .request import VideoRequest, check_options, check_paths
+from .errors import HFDError, Stopped
+from .video.pipeline import interpolate_video
+from .video.request import VideoRequest, check_options, check_paths
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".y4m")
 MANIFEST = ".hfdinterp-batch"
@@ -245,18 +245,10 @@ def _gather(values: list, world: int) -> list:
     return [v for part in everyone for v in part]
 
 
-def run_batch(load: Callable[[str], object], request: BatchRequest,
-              on_file: Callable[[FileResult, int, int], None] | None = None,
-              on_warning: Callable[[str], None] | None = None) -> BatchSummary:
-    """Interpolate every pending file of ``request`` (this rank's share under torchrun).
-
-    ``load(device)`` gives the Interpolator; it is called once, and only if this rank has work.
-    A file that fails is recorded and the batch goes on; bad options or weights stop it at once."""
-    started = clock.time()
-    rank, world, joined = _process_group()
-    options = fingerprint(request)
+def _plan(request: BatchRequest, options: dict, rank: int, world: int) -> tuple[list[Job], list[Job]]:
+    """(to do, done earlier): one rank plans, so every rank shares out the same list."""
     plan = None
-    if rank == 0:  # one rank plans, so every rank shares out the same list
+    if rank == 0:
         try:
             jobs = list_jobs(request)
             request.output.mkdir(parents=True, exist_ok=True)
@@ -267,33 +259,52 @@ def run_batch(load: Callable[[str], object], request: BatchRequest,
     plan = _broadcast(plan, world)
     if isinstance(plan, HFDError):
         raise plan
-    todo, earlier = plan
+    return plan
+
+
+def _run_file(job: Job, interpolator, request: BatchRequest, rank: int, on_warning) -> FileResult:
+    """One file to its staging name; a failure is its result, not an exception (Ctrl-C aside)."""
+    for stale in _temporaries(job):
+        stale.unlink(missing_ok=True)  # left by a run that was killed on this file
+    started = clock.time()
+    result = FileResult(job.key, str(job.input), "failed", rank)
+    try:
+        if job.output.exists() and not request.video.overwrite:
+            raise HFDError(f"{job.output}: exists already, and the manifest has no record of it done with these "
+                           "options (use --overwrite to replace it)")
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        video = replace(request.video, input=job.input, output=staging_path(job), overwrite=True)
+        check_paths(video)
+        summary = interpolate_video(interpolator, video, on_warning=on_warning)
+        result.status, result.frames_in, result.frames_out = "done", summary.frames_in, summary.frames_out
+    except HFDError as error:
+        result.error = str(error)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - one broken file must not stop a thousand
+        result.error = f"{type(error).__name__}: {error}"
+    result.seconds = clock.time() - started
+    return result
+
+
+def run_batch(load: Callable[[str], object], request: BatchRequest,
+              on_file: Callable[[FileResult, int, int], None] | None = None,
+              on_warning: Callable[[str], None] | None = None) -> BatchSummary:
+    """Interpolate every pending file of ``request`` (this rank's share under torchrun).
+
+    ``load(device)`` gives the Interpolator; it is called once, and only if this rank has work.
+    A file that fails is recorded and the batch goes on; bad options or weights stop it at once."""
+    started = clock.time()
+    rank, world, joined = _process_group()
+    options = fingerprint(request)
+    todo, earlier = _plan(request, options, rank, world)
     mine = share(todo, rank, world)
     manifest = request.output / MANIFEST / f"rank-{rank}.jsonl"
     results: list[FileResult] = []
     interpolator = load(rank_device(request.device)) if mine else None  # bad weights: one error, not one per file
     with _terminate_as_interrupt():
         for number, job in enumerate(mine, 1):
-            for stale in _temporaries(job):
-                stale.unlink(missing_ok=True)  # left by a run that was killed on this file
-            file_started = clock.time()
-            result = FileResult(job.key, str(job.input), "failed", rank)
-            try:
-                if job.output.exists() and not request.video.overwrite:
-                    raise HFDError(f"{job.output}: exists already, and the manifest has no record of it done with these "
-                                   "options (use --overwrite to replace it)")
-                job.output.parent.mkdir(parents=True, exist_ok=True)
-                video = replace(request.video, input=job.input, output=staging_path(job), overwrite=True)
-                check_paths(video)
-                summary = interpolate_video(interpolator, video, on_warning=on_warning)
-                result.status, result.frames_in, result.frames_out = "done", summary.frames_in, summary.frames_out
-            except HFDError as error:
-                result.error = str(error)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as error:  # noqa: BLE001 - one broken file must not stop a thousand
-                result.error = f"{type(error).__name__}: {error}"
-            result.seconds = clock.time() - file_started
+            result = _run_file(job, interpolator, request, rank, on_warning)
             _append(manifest, {**asdict(result), "options": options, "finished": clock.time()})
             if result.status == "done":
                 os.replace(staging_path(job), job.output)  # complete and recorded: now under its own name

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .images import luma
+
 DEFAULT_THRESHOLD = 0.35
 THUMB_WIDTH = 64
 BINS = 32
@@ -19,7 +21,7 @@ BINS = 32
 
 def thumbnail(frames: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) float in [0, 1] -> (B, 1, h, 64) grey."""
-    grey = 0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3]
+    grey = luma(frames)
     height = max(1, round(frames.shape[-2] * THUMB_WIDTH / frames.shape[-1]))
     return F.interpolate(grey.float(), size=(height, THUMB_WIDTH), mode="area")
 

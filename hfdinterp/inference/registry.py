@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import HFDError
+from ..errors import HFDError
 
 DEFAULT_NAME = "hfd-small"
 

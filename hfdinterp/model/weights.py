@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from .config import HFDConfig
-from .errors import HFDError
-from .model import HFD
+from ..errors import HFDError
+from .hfd import HFD
 
 FORMAT = "hfdinterp/1"
 

@@ -4,9 +4,11 @@
     >>> interp = load_interpolator()                        # bundled weights, best device
     >>> middle = interp.interpolate(image0, image1)         # (H, W, 3) float arrays in [0, 1]
 
-Video uses the lower level: ``prepare`` pads and encodes a batch of frames once, and ``between``
-synthesises frames between prepared frames, so each video frame is encoded a single time;
-``download`` brings results to the host while the next batch computes.
+Video uses the lower level: ``prepare`` pads and encodes a batch of frames once into ``PreparedFrames``
+(which carry their own padding), and ``between`` synthesises frames between prepared frames, so each
+video frame is encoded a single time; ``download`` brings results to the host while the next batch
+computes. ``between`` is the network's figure with the optional flow steps in the middle: sample the
+flow (both ways round with the ensemble), polish it (the test-time refinement), synthesize.
 
 Precision policy (the one place it is stated): the network's convolutions run under autocast in the
 interpolator's ``dtype`` (bf16/fp16 on GPUs by default, fp32 on the CPU); flows, the DDIM state, the
@@ -30,45 +32,44 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .device import pick_device, pick_dtype
-from .diffusion import split_steps
-from .errors import HFDError
-from .flow_refinement import FlowRefinement
-from .limits import MAX_REFINE_STEPS, MAX_STEPS
-from .model import HFD
-from .warp import InputPadder
-from .weights_file import load_weights
-from .weights_registry import resolve_weights
+from ..errors import HFDError
+from ..io.images import full_scale
+from ..model import HFD
+from ..model.diffusion import split_steps
+from ..model.warp import InputPadder
+from ..model.weights import load_weights
+from .config import InferenceConfig
+from .devices import pick_device, pick_dtype
+from .ensemble import sample_both_ways
+from .refinement import FlowRefinement, refine_flow
+from .registry import resolve_weights
 
 
-@dataclass
-class Prepared:
-    """Frames padded to the model's multiple, with their encoder pyramid."""
+@dataclass(frozen=True)
+class PreparedFrames:
+    """Frames padded to the model's multiple, with their encoder pyramid and the padder that crops
+    them (and every frame made between them) back to their own size."""
 
     images: torch.Tensor  # (B, 3, Hp, Wp), on the model's device, compute dtype
-    features: list[torch.Tensor]
+    features: list[torch.Tensor]  # F^1..F^4, 1/2 … 1/16 of (Hp, Wp)
+    padder: InputPadder
 
-    def __getitem__(self, index) -> "Prepared":
+    def __getitem__(self, index) -> "PreparedFrames":
         index = index if isinstance(index, slice) else slice(index, index + 1)
-        return Prepared(self.images[index], [f[index] for f in self.features])
+        return self.apply(lambda tensor: tensor[index])
+
+    def apply(self, change) -> "PreparedFrames":
+        """The same frames with ``change`` applied to every tensor (slicing, moving to a device)."""
+        return PreparedFrames(change(self.images), [change(f) for f in self.features], self.padder)
+
+    def unpadded(self) -> torch.Tensor:
+        return self.padder.unpad(self.images)
 
     @staticmethod
-    def cat(parts: Sequence["Prepared"]) -> "Prepared":
-        return Prepared(torch.cat([p.images for p in parts]),
-                        [torch.cat([p.features[k] for p in parts]) for k in range(len(parts[0].features))])
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """A device (or host) allocation failure, as CUDA, MPS and the CPU allocator report it."""
-    if isinstance(error, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(error, RuntimeError) and any(
-        text in str(error) for text in ("out of memory", "can't allocate memory", "Cannot allocate memory"))
-
-
-def batch_for_memory(free_bytes: int, pair_bytes: int, most: int = 16, share: float = 0.6) -> int:
-    """Pairs per model call that fit in ``share`` of the free memory, given one pair's measured peak."""
-    return int(max(1, min(most, share * free_bytes // max(pair_bytes, 1))))
+    def cat(parts: Sequence["PreparedFrames"]) -> "PreparedFrames":
+        return PreparedFrames(torch.cat([p.images for p in parts]),
+                              [torch.cat([p.features[k] for p in parts]) for k in range(len(parts[0].features))],
+                              parts[0].padder)
 
 
 class PendingFrames:
@@ -78,7 +79,7 @@ class PendingFrames:
     side stream and only waited for in ``get``, so the copy overlaps the next batch's compute."""
 
     def __init__(self, images: torch.Tensor, deep: bool, stream=None):
-        quantised = (images.float().clamp(0, 1) * (65535 if deep else 255)).round()
+        quantised = (images.float().clamp(0, 1) * full_scale(16 if deep else 8)).round()
         quantised = quantised.to(torch.int32 if deep else torch.uint8).permute(0, 2, 3, 1).contiguous()
         self.deep, self.event = deep, None
         if stream is None:
@@ -112,54 +113,57 @@ class Interpolator:
         self.ensemble = ensemble  # also sample the time-reversed pair's flow and average the two
         self.refinement = refinement if refinement is not None and refinement.steps > 0 else None
         self.steps_per_level = split_steps(steps, len(model.config.diffusion.steps_per_level))
-        self.padder: InputPadder | None = None
-
-    def _padder(self, height: int, width: int) -> InputPadder:
-        if self.padder is None or (self.padder.height, self.padder.width) != (height, width):
-            self.padder = InputPadder(height, width, self.model.config.pad_multiple)
-        return self.padder
 
     def _autocast(self):
         enabled = self.dtype != torch.float32
         return torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=enabled)
 
     def to_device(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) uint8/uint16/float CPU tensor -> float on the device; pinned for CUDA copies."""
+        """(B, C, H, W) uint8/uint16/float CPU tensor -> float in [0, 1] on the device; pinned for CUDA copies."""
         if self.device.type == "cuda" and not frames.is_pinned():
             frames = frames.pin_memory()
         frames = frames.to(self.device, non_blocking=True)
         if frames.dtype == torch.uint8:
-            return frames.float() / 255
+            return frames.float() / full_scale(8)
         if frames.dtype in (torch.int32, torch.uint16):
-            return frames.float() / 65535
+            return frames.float() / full_scale(16)
         return frames.float()
 
     @torch.inference_mode()
-    def prepare(self, frames: torch.Tensor) -> Prepared:
+    def prepare(self, frames: torch.Tensor) -> PreparedFrames:
         """Pad and encode a batch of frames, (B, 3, H, W) in [0, 1] (or uint8) on any device."""
         images = self.to_device(frames) if frames.device != self.device or frames.dtype != torch.float32 else frames
-        images = self._padder(*images.shape[-2:]).pad(images).contiguous(memory_format=self.memory_format)
-        with self._autocast():
-            features = self.model.encode(images)
-        return Prepared(images, features)
+        padder = InputPadder(*images.shape[-2:], self.model.config.pad_multiple)
+        return self.prepare_padded(padder.pad(images).contiguous(memory_format=self.memory_format), padder)
 
     @torch.inference_mode()
-    def prepare_padded(self, images: torch.Tensor) -> Prepared:
-        """Encode frames that are already padded (the model's own outputs, for recursion)."""
+    def prepare_padded(self, images: torch.Tensor, padder: InputPadder) -> PreparedFrames:
+        """Encode frames that are already padded by ``padder`` (the model's own outputs, for recursion)."""
         with self._autocast():
-            return Prepared(images, self.model.encode(images))
+            return PreparedFrames(images, self.model.encode(images), padder)
 
     @torch.inference_mode()
-    def between(self, first: Prepared, second: Prepared, times: torch.Tensor, seeds: Sequence[int]) -> dict:
-        """Frames at ``times`` (B,) between prepared frames; one seed per pair. Cropped, in [0, 1]."""
+    def between(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor,
+                seeds: Sequence[int]) -> dict:
+        """Frames at ``times`` (B,) between prepared frames; one seed per pair. Cropped, in [0, 1];
+        ``padded``: the frames as the model made them, for ``prepare_padded``."""
         generators = [torch.Generator(device=self.device).manual_seed(int(seed)) for seed in seeds]
+        times = times.to(self.device)
         with self._autocast():
-            out = self.model(first.images, second.images, times.to(self.device), generator=generators,
-                             steps_per_level=self.steps_per_level, features=(first.features, second.features),
-                             ensemble=self.ensemble, refinement=self.refinement)
-        padder = self.padder
-        return {"image": padder.unpad(out["image"].float().clamp(0, 1)), "flow": padder.unpad(out["flow"].float()),
-                "mask": padder.unpad(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
+            flows = self.flows(first, second, times, generators)
+            out = self.model.synthesizer(first.images, second.images, first.features, second.features, flows, times)
+        crop = first.padder.unpad
+        return {"image": crop(out["image"].float().clamp(0, 1)), "flow": crop(out["flow"].float()),
+                "mask": crop(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
+
+    def flows(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor, generators) -> list[torch.Tensor]:
+        """The sampled bilateral flows at 1/16, 1/8, 1/4 after the optional steps: both ways round
+        (``ensemble``), then the 1/4 flow polished photometrically (``refinement``)."""
+        sample = (lambda *a: sample_both_ways(self.model, *a)) if self.ensemble else self.model.sample_flows
+        flows = sample(first.features, second.features, times, generators, self.steps_per_level)
+        if self.refinement is not None:  # ours: polish the 1/4 flow photometrically before synthesis
+            flows = flows[:2] + [refine_flow(first.images, second.images, flows[2], times, self.refinement)]
+        return flows
 
     def download(self, images: torch.Tensor, deep: bool = False) -> PendingFrames:
         """Start bringing (B, 3, H, W) frames in [0, 1] to the host; ``.get()`` gives the arrays."""
@@ -208,16 +212,17 @@ def load_interpolator(weights: str | Path | None = None, device: str = "auto", p
 
     ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
     """
-    if steps > MAX_STEPS:
-        raise HFDError(f"--steps must be at most {MAX_STEPS}, got {steps}")
-    if refine_steps < 0:
-        raise HFDError(f"--refine-steps must be 0 or more, got {refine_steps}")
-    if refine_steps > MAX_REFINE_STEPS:
-        raise HFDError(f"--refine-steps must be at most {MAX_REFINE_STEPS}, got {refine_steps}")
-    torch_device = pick_device(device)
-    dtype = pick_dtype(torch_device, precision)
-    model = load_weights(resolve_weights(weights), torch_device)
+    return load(InferenceConfig(weights, device, precision, steps, ensemble, refine_steps))
+
+
+def load(config: InferenceConfig) -> Interpolator:
+    """The interpolator ``config`` describes (checked before the weights are read)."""
+    config.check()
+    torch_device = pick_device(config.device)
+    dtype = pick_dtype(torch_device, config.precision)
+    model = load_weights(resolve_weights(config.weights), torch_device)
     levels = len(model.config.diffusion.steps_per_level)
-    if steps < levels:
-        raise HFDError(f"--steps must be at least {levels} (one per level), got {steps}")
-    return Interpolator(model, torch_device, dtype, steps, ensemble, FlowRefinement(steps=refine_steps))
+    if config.steps < levels:
+        raise HFDError(f"--steps must be at least {levels} (one per level), got {config.steps}")
+    return Interpolator(model, torch_device, dtype, config.steps, config.ensemble,
+                        FlowRefinement(steps=config.refine_steps))

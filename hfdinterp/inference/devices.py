@@ -1,10 +1,10 @@
-"""Choosing the device and the numeric precision."""
+"""Choosing the device and the numeric precision; running out of memory on it."""
 
 from __future__ import annotations
 
 import torch
 
-from .errors import HFDError
+from ..errors import HFDError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -39,3 +39,16 @@ def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     if precision != "fp32" and device.type == "cpu":
         raise HFDError(f"precision {precision} is for GPUs; on the CPU use fp32")
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A device (or host) allocation failure, as CUDA, MPS and the CPU allocator report it."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(
+        text in str(error) for text in ("out of memory", "can't allocate memory", "Cannot allocate memory"))
+
+
+def batch_for_memory(free_bytes: int, pair_bytes: int, most: int = 16, share: float = 0.6) -> int:
+    """Pairs per model call that fit in ``share`` of the free memory, given one pair's measured peak."""
+    return int(max(1, min(most, share * free_bytes // max(pair_bytes, 1))))

@@ -18,8 +18,8 @@ import av
 import numpy as np
 
 from ..errors import HFDError
-from ..images import ENCODERS, read_image
 from ..limits import MAX_PIXELS
+from .images import ENCODERS, read_image, to_integer
 
 from av.video.reformatter import Interpolation
 
@@ -97,7 +97,6 @@ class VideoSource:
         self.with_streams = with_streams
         self.container = None
         self.warnings: list[str] = []
-        self.corrupt_packets = 0
 
     def __enter__(self) -> "VideoSource":
         if not self.path.exists():
@@ -232,7 +231,6 @@ class ImageSequenceSource:
             raise HFDError(f"{self.path}: a folder or pattern of frames needs --input-fps")
         self.rate = input_fps
         self.warnings: list[str] = []
-        self.corrupt_packets = 0
 
     def _files(self) -> list[Path]:
         if self.path.is_dir():
@@ -273,14 +271,11 @@ class ImageSequenceSource:
             image = read_image(path)
             if image.pixels.shape[:2] != (self.info.height, self.info.width):
                 raise HFDError(f"{path}: frame size differs from the first frame's")
-            scale = 65535 if self.info.bit_depth > 8 else 255
             pixels = image.pixels[..., :3]
             if alpha:  # a frame without alpha among frames with it is opaque
                 opaque = np.ones(pixels.shape[:2] + (1,), pixels.dtype)
                 pixels = image.pixels if image.has_alpha else np.concatenate((pixels, opaque), axis=2)
-            pixels = np.clip(np.rint(pixels * scale), 0, scale)
-            yield Frame(index, Fraction(index) / self.rate,
-                        pixels.astype(np.uint16 if scale > 255 else np.uint8), Fraction(1) / self.rate)
+            yield Frame(index, Fraction(index) / self.rate, to_integer(pixels, self.info.bit_depth), Fraction(1) / self.rate)
 
 
 def open_source(path: str | Path, input_fps: Fraction | None = None, with_streams: bool = True):

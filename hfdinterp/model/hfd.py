@@ -2,14 +2,18 @@
 
 Conventions
   * images: RGB float in [0, 1], (B, 3, H, W), H and W divisible by ``config.pad_multiple``
-    (``hfdinterp.interpolate`` pads any size and crops back);
+    (``hfdinterp.inference.interpolator`` pads any size and crops back);
   * flow: bilateral, channels (f_τ→0 x, y, f_τ→1 x, y), in full-resolution pixels at every level;
     the diffusion works on flow / ``flow_scale``;
   * pyramid: entry 0..3 = 1/2, 1/4, 1/8, 1/16; diffusion levels 0, 1, 2 run 1/16 → 1/8 → 1/4 on entries
     3, 2, 1 (``levels.LEVELS``, the one statement of this geometry);
   * time τ in (0, 1): 0 is I0, 1 is I1; the paper's model is τ = 0.5;
   * precision: convolutions may run under autocast (half precision on GPUs); flows, the DDIM state,
-    the noise and every warp are float32 always (``hfdinterp.interpolate`` states the whole policy).
+    the noise and every warp are float32 always (``hfdinterp.inference.interpolator`` states the
+    whole policy).
+
+The network is the paper's and nothing else: the inference extras (the ensemble, the test-time flow
+refinement) are steps of ``hfdinterp.inference`` applied to what ``sample_flows`` returns.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from .config import HFDConfig
 from .denoiser import FlowDenoiser
 from .diffusion import Denoise, sample_hierarchical
 from .encoder import FeatureEncoder
-from .flow_refinement import FlowRefinement, refine_flow
 from .global_matching import GlobalMatcher
 from .levels import LEVELS
 from .synthesizer import Synthesizer
+
 
 class HFD(nn.Module):
     def __init__(self, config: HFDConfig):
@@ -75,34 +79,15 @@ class HFD(nn.Module):
         )  # float32 whatever the features' precision
         return [x * self.config.diffusion.flow_scale for x in x0]
 
-    def sample_flows_both_ways(self, features0, features1, time, generator=None,
-                               steps_per_level=None) -> list[torch.Tensor]:
-        """The mean of the flows sampled for (I0, I1, τ) and for the time-reversed pair (I1, I0, 1 − τ),
-        whose f_τ→1 and f_τ→0 are this pair's f_τ→0 and f_τ→1 (RIFE's ``--ensemble``). Given generators,
-        both passes draw the same noise, so swapping the pair (and τ ↔ 1 − τ) swaps the result exactly. Twice the
-        denoiser work, the encoder and synthesizer once."""
-        generators = [] if generator is None else [generator] if isinstance(generator, torch.Generator) else generator
-        states = [g.get_state() for g in generators]
-        forward = self.sample_flows(features0, features1, time, generator, steps_per_level)
-        for g, state in zip(generators, states):
-            g.set_state(state)
-        backward = self.sample_flows(features1, features0, 1 - time, generator, steps_per_level)
-        return [(f + torch.cat((b[:, 2:], b[:, :2]), 1)) / 2 for f, b in zip(forward, backward)]
-
     def forward(
         self,
-        image0: torch.Tensor,
+        image0: torch.Tensor,  # (B, 3, H, W)
         image1: torch.Tensor,
-        time: torch.Tensor,
-        generator: torch.Generator | None = None,
+        time: torch.Tensor,  # (B,) τ
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         steps_per_level: Sequence[int] | None = None,
-        features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
-        ensemble: bool = False,
-        refinement: FlowRefinement | None = None,
     ) -> dict[str, torch.Tensor]:
-        features0, features1 = features or (self.encode(image0), self.encode(image1))
-        sample = self.sample_flows_both_ways if ensemble else self.sample_flows
-        flows = sample(features0, features1, time, generator, steps_per_level)
-        if refinement is not None:  # ours: polish the 1/4 flow photometrically before synthesis
-            flows = flows[:2] + [refine_flow(image0, image1, flows[2], time, refinement)]
-        return self.synthesizer(image0, image1, features0, features1, flows, time)
+        """The paper's figure: encode both frames, sample the bilateral flow coarse to fine, synthesize."""
+        features0, features1 = self.encode(image0), self.encode(image1)  # F^1..F^4 each, 1/2 … 1/16
+        flows = self.sample_flows(features0, features1, time, generator, steps_per_level)  # 1/16, 1/8, 1/4
+        return self.synthesizer(image0, image1, features0, features1, flows, time)  # image (B, 3, H, W), …

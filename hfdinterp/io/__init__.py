@@ -1,0 +1,1 @@
+"""Files in and out: still images, video sources and sinks, exact timing, scene cuts, flow pictures."""
