@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -152,7 +153,9 @@ def pair_benchmark(args: argparse.Namespace) -> None:
     if teacher is not None:
         pair = [torch.from_numpy(image.transpose(2, 0, 1).copy())[None] for image in (image0, image1)]
         calls["RIFE 4.x (IFNet)"] = lambda: teacher_interpolate(teacher, pair[0], pair[1], torch.tensor([0.5]))
-    print(f"pair: {width}×{height}, {torch.get_num_threads()} threads, median of {args.repeats} after a warm-up")
+    policy = os.environ.get("OMP_WAIT_POLICY") or "unset"
+    print(f"pair: {width}×{height}, {torch.get_num_threads()} threads (OMP_WAIT_POLICY={policy}), "
+          f"median of {args.repeats} after a warm-up")
     times: dict[str, list[float]] = {name: [] for name in calls}
     for name, call in calls.items():
         with torch.inference_mode():
