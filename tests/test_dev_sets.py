@@ -37,3 +37,14 @@ def test_minterpolate_middle_of_a_still_pair_is_the_frame():
     middle = minterpolate_middle(frame, frame)
     assert middle.shape == frame.shape
     assert np.abs(middle.astype(int) - frame).mean() < 2
+
+
+def test_flow_error_at_half_resolution_reports_every_level_in_full_resolution_pixels(tmp_path):
+    flow = np.zeros((4, 48, 64), np.float32)
+    flow[0], flow[2] = -5, 5
+    _case(tmp_path / "set" / "a", flow)
+    torch.manual_seed(0)
+    model = HFD(PRESETS["tiny"]).eval()  # zero flow at any resolution: the error is the reference's size
+    table = flow_error_table(model, tmp_path, refine_steps=0, resolution=0.5)["set"]
+    for level in ("1/16", "1/8", "1/4"):
+        assert abs(table[level]["8–32"] - 5) < 1e-3

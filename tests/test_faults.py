@@ -262,6 +262,8 @@ NUMERIC = {
                 "abc": BAD_NUMBER},
     "--refine-steps": {"-1": "--refine-steps", "nan": BAD_NUMBER, "inf": BAD_NUMBER,
                        "1000000000000": "--refine-steps", "abc": BAD_NUMBER},
+    "--flow-resolution": {"0": "--flow-resolution", "-1": "--flow-resolution", "nan": "--flow-resolution",
+                          "inf": "--flow-resolution", "2": "--flow-resolution", "abc": "--flow-resolution"},
     "--seed": {"-1": "--seed", "nan": BAD_NUMBER, "inf": BAD_NUMBER, "100000000000000000000000000000": "--seed",
                "abc": BAD_NUMBER},
 }

@@ -31,6 +31,8 @@ EnsembleOption = Annotated[bool, typer.Option(help="Also sample the time-reverse
                                                    "(as RIFE's --ensemble); twice the flow-denoising work.")]
 RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinement of the sampled flow: Adam steps at most, "
                                                "fewer once a pair stops improving (0: the paper's pipeline as is).")]
+FlowResolutionOption = Annotated[str, typer.Option(help="Scale of the frames the flow is sampled on, as RIFE's --scale: "
+                                                        "auto (0.5 from 854×480 pixels up, else 1) or a number from 0.25 to 1.")]
 
 
 def option_group(name: str, options: dict, build):
@@ -53,13 +55,15 @@ def option_group(name: str, options: dict, build):
 
 
 def inference_options(device_help: str | None = None):
-    """--weights, --device, --precision, --steps, --ensemble, --refine-steps as one ``InferenceConfig``."""
+    """--weights, --device, --precision, --steps, --ensemble, --refine-steps, --flow-resolution as one
+    ``InferenceConfig``."""
     from ..inference.config import InferenceConfig
 
     device = DeviceOption if device_help is None else Annotated[str, typer.Option(help=device_help)]
     return option_group("inference", {
         "weights": (WeightsOption, None), "device": (device, "auto"), "precision": (PrecisionOption, "auto"),
-        "steps": (StepsOption, 6), "ensemble": (EnsembleOption, False), "refine_steps": (RefineOption, 40)},
+        "steps": (StepsOption, 6), "ensemble": (EnsembleOption, False), "refine_steps": (RefineOption, 40),
+        "flow_resolution": (FlowResolutionOption, "auto")},
         InferenceConfig)
 
 

@@ -41,6 +41,7 @@ from ..model.weights import load_weights
 from .config import InferenceConfig
 from .devices import pick_device, pick_dtype
 from .ensemble import sample_both_ways
+from .flow_resolution import auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution, small_padder
 from .refinement import FlowRefinement, refine_flow
 from .registry import resolve_weights
 
@@ -48,11 +49,13 @@ from .registry import resolve_weights
 @dataclass(frozen=True)
 class PreparedFrames:
     """Frames padded to the model's multiple, with their encoder pyramid and the padder that crops
-    them (and every frame made between them) back to their own size."""
+    them (and every frame made between them) back to their own size; with a flow resolution below 1,
+    also the pyramid of the downscaled frames that the flow is sampled on."""
 
     images: torch.Tensor  # (B, 3, Hp, Wp), on the model's device, compute dtype
     features: list[torch.Tensor]  # F^1..F^4, 1/2 … 1/16 of (Hp, Wp)
     padder: InputPadder
+    flow_features: list[torch.Tensor] | None = None  # of the frames downscaled; None: sampled on ``features``
 
     def __getitem__(self, index) -> "PreparedFrames":
         index = index if isinstance(index, slice) else slice(index, index + 1)
@@ -60,16 +63,20 @@ class PreparedFrames:
 
     def apply(self, change) -> "PreparedFrames":
         """The same frames with ``change`` applied to every tensor (slicing, moving to a device)."""
-        return PreparedFrames(change(self.images), [change(f) for f in self.features], self.padder)
+        flow_features = None if self.flow_features is None else [change(f) for f in self.flow_features]
+        return PreparedFrames(change(self.images), [change(f) for f in self.features], self.padder, flow_features)
 
     def unpadded(self) -> torch.Tensor:
         return self.padder.unpad(self.images)
 
     @staticmethod
     def cat(parts: Sequence["PreparedFrames"]) -> "PreparedFrames":
-        return PreparedFrames(torch.cat([p.images for p in parts]),
-                              [torch.cat([p.features[k] for p in parts]) for k in range(len(parts[0].features))],
-                              parts[0].padder)
+        def pyramid(of):
+            if of(parts[0]) is None:
+                return None
+            return [torch.cat([of(p)[k] for p in parts]) for k in range(len(of(parts[0])))]
+        return PreparedFrames(torch.cat([p.images for p in parts]), pyramid(lambda p: p.features), parts[0].padder,
+                              pyramid(lambda p: p.flow_features))
 
 
 class PendingFrames:
@@ -102,7 +109,8 @@ class PendingFrames:
 
 class Interpolator:
     def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6,
-                 ensemble: bool = False, refinement: FlowRefinement | None = FlowRefinement()):
+                 ensemble: bool = False, refinement: FlowRefinement | None = FlowRefinement(),
+                 flow_resolution: float | None = None):
         self.model = model.to(device).eval()
         if device.type == "cuda":  # cuDNN's half-precision kernels want NHWC; on the CPU it measured within noise
             self.model.to(memory_format=torch.channels_last)
@@ -113,6 +121,14 @@ class Interpolator:
         self.ensemble = ensemble  # also sample the time-reversed pair's flow and average the two
         self.refinement = refinement if refinement is not None and refinement.steps > 0 else None
         self.steps_per_level = split_steps(steps, len(model.config.diffusion.steps_per_level))
+        # Scale of the frames the flow is sampled on (flow_resolution.py); None: by frame size.
+        self.flow_resolution = flow_resolution
+
+    def resolution_for(self, padder: InputPadder) -> float:
+        """The flow resolution of frames that ``padder`` pads (their own size decides ``auto``)."""
+        if self.flow_resolution is not None:
+            return self.flow_resolution
+        return auto_resolution(padder.height, padder.width)
 
     def _autocast(self):
         enabled = self.dtype != torch.float32
@@ -139,8 +155,14 @@ class Interpolator:
     @torch.inference_mode()
     def prepare_padded(self, images: torch.Tensor, padder: InputPadder) -> PreparedFrames:
         """Encode frames that are already padded by ``padder`` (the model's own outputs, for recursion)."""
+        resolution = self.resolution_for(padder)
         with self._autocast():
-            return PreparedFrames(images, self.model.encode(images), padder)
+            features = self.model.encode(images)
+            if resolution >= 1:
+                return PreparedFrames(images, features, padder)
+            small = downscaled(images.float(), resolution, self.model.config.pad_multiple)
+            flow_features = self.model.encode(small.contiguous(memory_format=self.memory_format))
+            return PreparedFrames(images, features, padder, flow_features)
 
     @torch.inference_mode()
     def between(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor,
@@ -157,10 +179,17 @@ class Interpolator:
                 "mask": crop(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
 
     def flows(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor, generators) -> list[torch.Tensor]:
-        """The sampled bilateral flows at 1/16, 1/8, 1/4 after the optional steps: both ways round
-        (``ensemble``), then the 1/4 flow polished photometrically (``refinement``)."""
+        """The sampled bilateral flows at 1/16, 1/8, 1/4 after the optional steps: sampled on the
+        downscaled frames (``flow_resolution``) and brought to the full frames' levels, both ways
+        round (``ensemble``), then the 1/4 flow polished photometrically (``refinement``)."""
         sample = (lambda *a: sample_both_ways(self.model, *a)) if self.ensemble else self.model.sample_flows
-        flows = sample(first.features, second.features, times, generators, self.steps_per_level)
+        if first.flow_features is None:
+            flows = sample(first.features, second.features, times, generators, self.steps_per_level)
+        else:
+            sampled = sample(first.flow_features, second.flow_features, times, generators, self.steps_per_level)
+            size = tuple(first.images.shape[-2:])
+            small = small_padder(size, self.resolution_for(first.padder), self.model.config.pad_multiple)
+            flows = full_resolution_flows(sampled[-1], small, size)
         if self.refinement is not None:  # ours: polish the 1/4 flow photometrically before synthesis
             flows = flows[:2] + [refine_flow(first.images, second.images, flows[2], times, self.refinement)]
         return flows
@@ -207,12 +236,13 @@ class Interpolator:
 
 def load_interpolator(weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
                       steps: int = 6, ensemble: bool = False,
-                      refine_steps: int = FlowRefinement.steps) -> Interpolator:
+                      refine_steps: int = FlowRefinement.steps, flow_resolution: str | float = "auto") -> Interpolator:
     """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run.
 
     ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
+    ``flow_resolution``: scale of the frames the flow is sampled on ("auto": by frame size; 1: the paper).
     """
-    return load(InferenceConfig(weights, device, precision, steps, ensemble, refine_steps))
+    return load(InferenceConfig(weights, device, precision, steps, ensemble, refine_steps, flow_resolution))
 
 
 def load(config: InferenceConfig) -> Interpolator:
@@ -225,4 +255,4 @@ def load(config: InferenceConfig) -> Interpolator:
     if config.steps < levels:
         raise HFDError(f"--steps must be at least {levels} (one per level), got {config.steps}")
     return Interpolator(model, torch_device, dtype, config.steps, config.ensemble,
-                        FlowRefinement(steps=config.refine_steps))
+                        FlowRefinement(steps=config.refine_steps), parse_flow_resolution(config.flow_resolution))

@@ -1,6 +1,6 @@
 """Where the flow fails, by motion size: end-point error per diffusion level and for the output flow.
 
-    python -m hfdinterp.train.flow_error DEV [--weights W ...] [--refine-steps 0]
+    python -m hfdinterp.train.flow_error DEV [--weights W ...] [--refine-steps 0] [--flow-resolution auto]
 
 For every case under DEV holding ``flow.npy`` (a reference bilateral flow at τ = 0.5: exact for
 synthetic triplets, the teacher's pseudo ground truth for real ones), the model's flows are sampled
@@ -8,6 +8,8 @@ synthetic triplets, the teacher's pseudo ground truth for real ones), the model'
 
   * ``global prior``: the coarsest level's starting estimate, for models with global matching;
   * ``1/16``, ``1/8``, ``1/4``: the diffusion's x̂_0 at each level, upsampled (no test-time refinement);
+    with a flow resolution below 1 (``--flow-resolution``, default ``auto`` as inference), the levels
+    of the pass on the downscaled frames, in full-resolution pixels;
   * ``1/4 refined``: the 1/4 flow after the inference layer's refinement (when ``--refine-steps`` > 0);
   * ``output``: the synthesizer's full-resolution flow, what the frame is warped with.
 
@@ -25,11 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution,
+                                         small_padder)
 from ..inference.refinement import FlowRefinement, refine_flow
 from ..io.images import read_image
+from ..io.triplets import find_cases
 from ..model.warp import InputPadder
 from ..model.weights import load_weights
-from ..io.triplets import find_cases
 
 BUCKETS = ((0, 8), (8, 32), (32, 64), (64, 128), (128, float("inf")))
 
@@ -39,20 +43,36 @@ def bucket_name(low: float, high: float) -> str:
 
 
 @torch.no_grad()
-def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int, seed: int = 0) -> dict:
-    """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5."""
+def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int, seed: int = 0,
+               resolution: float | None = 1.0) -> dict:
+    """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5; ``resolution`` None: by size."""
     tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
     height, width = image0.shape[:2]
-    padder = InputPadder(height, width, model.config.pad_multiple)
+    resolution = auto_resolution(height, width) if resolution is None else resolution
+    multiple = model.config.pad_multiple
+    padder = InputPadder(height, width, multiple)
     i0, i1 = padder.pad(tensor(image0)), padder.pad(tensor(image1))
     time = torch.tensor([0.5])
     features0, features1 = model.encode(i0), model.encode(i1)
-    flows = model.sample_flows(features0, features1, time, torch.Generator().manual_seed(seed))
-    full = lambda f: padder.unpad(F.interpolate(f, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]  # noqa: E731
-    result = {name: full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), flows)}
+    small = small_padder(i0.shape[-2:], resolution, multiple)
+    flow_features = (features0, features1) if resolution >= 1 else \
+        (model.encode(downscaled(i0, resolution, multiple)), model.encode(downscaled(i1, resolution, multiple)))
+    sampled = model.sample_flows(*flow_features, time, torch.Generator().manual_seed(seed))
+
+    def full(flow: torch.Tensor) -> torch.Tensor:  # a flow on the padded frames' grid -> (4, H, W)
+        return padder.unpad(F.interpolate(flow, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]
+
+    def sampled_full(flow: torch.Tensor) -> torch.Tensor:  # any level of the flow pass -> (4, H, W)
+        if resolution < 1:
+            flow = full_resolution_flows(F.interpolate(flow, size=sampled[-1].shape[-2:], mode="bilinear",
+                                                       align_corners=False), small, i0.shape[-2:])[2]
+        return full(flow)
+
+    result = {name: sampled_full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), sampled)}
+    flows = sampled if resolution >= 1 else full_resolution_flows(sampled[-1], small, i0.shape[-2:])
     if model.matcher is not None:  # what the coarsest level started from
-        prior = model.starting_estimate(features0, features1, time) * model.config.diffusion.flow_scale
-        result = {"global prior": full(prior), **result}
+        prior = model.starting_estimate(*flow_features, time) * model.config.diffusion.flow_scale
+        result = {"global prior": sampled_full(prior), **result}
     if refine_steps > 0:
         flows = flows[:2] + [refine_flow(i0, i1, flows[2], time, FlowRefinement(steps=refine_steps))]
         result["1/4 refined"] = full(flows[2])
@@ -61,7 +81,8 @@ def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int,
     return result
 
 
-def flow_error_table(model, root: Path, refine_steps: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+def flow_error_table(model, root: Path, refine_steps: int = 0,
+                     resolution: float | None = 1.0) -> dict[str, dict[str, dict[str, float]]]:
     """{set: {flow name: {bucket: EPE}}} plus each set's pixel share per bucket under ``"share"``."""
     tables = {}
     for set_name, cases in find_cases(root).items():
@@ -73,7 +94,7 @@ def flow_error_table(model, root: Path, refine_steps: int = 0) -> dict[str, dict
             reference = torch.from_numpy(np.load(case / "flow.npy").astype(np.float32))  # (4, H, W)
             image0, image1 = (read_image(case / f"{n}.png").pixels[..., :3] for n in ("i0", "i1"))
             motion = (reference[2:] - reference[:2]).norm(dim=0)  # (H, W)
-            for name, flow in case_flows(model, image0, image1, refine_steps).items():
+            for name, flow in case_flows(model, image0, image1, refine_steps, resolution=resolution).items():
                 error = ((flow[:2] - reference[:2]).norm(dim=0) + (flow[2:] - reference[2:]).norm(dim=0)) / 2
                 for low, high in BUCKETS:
                     inside = (motion >= low) & (motion < high)
@@ -108,10 +129,13 @@ def main() -> None:
     parser.add_argument("root", help="folder of <set>/<case>/{i0,gt,i1}.png + flow.npy")
     parser.add_argument("--weights", nargs="+", required=True)
     parser.add_argument("--refine-steps", type=int, default=0)
+    parser.add_argument("--flow-resolution", default="auto", help="auto (as inference), or 0.25–1")
     args = parser.parse_args()
+    resolution = parse_flow_resolution(args.flow_resolution)
     for weights in args.weights:
         model = load_weights(weights, "cpu").eval()
-        print(format_tables(flow_error_table(model, Path(args.root), args.refine_steps), weights), flush=True)
+        label = f"{weights}, flow resolution {args.flow_resolution}"
+        print(format_tables(flow_error_table(model, Path(args.root), args.refine_steps, resolution), label), flush=True)
 
 
 if __name__ == "__main__":

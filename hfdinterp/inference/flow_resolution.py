@@ -1,0 +1,68 @@
+"""Ours, beyond the paper: the flow pass on downscaled frames, for large frames and large motion.
+
+The hierarchy sees motion in its own pixels: at 1/16 the denoiser's ±4 correlation window reaches
+±64 px, and the shipped weights find little beyond ~32 px (weights/README.md, EPE by motion size).
+Sampling the flow on the frames downscaled by ``resolution`` (RIFE's ``--scale``) shrinks the motion
+with them, and the diffusion costs ``resolution²`` as much. The encoder still runs on the full
+frames for the synthesizer, which receives the flow upsampled to its own 1/16, 1/8 and 1/4 levels;
+the test-time refinement then polishes the 1/4 flow against the full-resolution frames.
+
+    full frames ──encode──────────────────────────────► synthesizer ─► Ĩ_τ
+         └─ downscale ×r ─ encode ─ diffusion ─ flow/r ─┘ (1/16, 1/8, 1/4 of the full frames)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import HFDError
+from ..model.warp import InputPadder
+
+# Frames of at least this many pixels (widescreen 480p, 854×480, and up) have their flow sampled at half
+# resolution by default. Measured (weights/README.md, "Flow resolution"): half resolution gains on
+# real-large (960×506) and sintel (1024×436) and loses on middlebury (640×480) and UCF101 (256×256).
+AUTO_HALF_FROM = 854 * 480
+LOWEST_RESOLUTION = 0.25  # below this the 1/16 level of a 480p frame is ~2 feature pixels tall
+
+
+def auto_resolution(height: int, width: int) -> float:
+    """The default flow resolution for frames of this size: 1 (the paper) or 0.5 for large frames."""
+    return 0.5 if height * width >= AUTO_HALF_FROM else 1.0
+
+
+def small_padder(size: tuple[int, int], resolution: float, multiple: int) -> InputPadder:
+    """The padding of frames of ``size`` once scaled by ``resolution``."""
+    height, width = (max(1, round(side * resolution)) for side in size)
+    return InputPadder(height, width, multiple)
+
+
+def downscaled(images: torch.Tensor, resolution: float, multiple: int) -> torch.Tensor:
+    """Frames (B, 3, H, W) scaled by ``resolution`` (antialiased) and padded to ``multiple``."""
+    padder = small_padder(images.shape[-2:], resolution, multiple)
+    small = F.interpolate(images, size=(padder.height, padder.width), mode="bilinear", align_corners=False,
+                          antialias=True)
+    return padder.pad(small)
+
+
+def full_resolution_flows(flow: torch.Tensor, padder: InputPadder, size: tuple[int, int]) -> list[torch.Tensor]:
+    """The finest flow sampled on downscaled frames (B, 4, h/4, w/4 of the padded small frames) ->
+    the synthesizer's flows at 1/16, 1/8 and 1/4 of frames of ``size`` (float32, their pixels)."""
+    height, width = size
+    small = padder.unpad(F.interpolate(flow.float(), scale_factor=4, mode="bilinear", align_corners=False))
+    gain = torch.tensor([width / padder.width, height / padder.height] * 2, device=flow.device).view(1, 4, 1, 1)
+    return [F.interpolate(small, size=(height // factor, width // factor), mode="bilinear", align_corners=False,
+                          antialias=True) * gain for factor in (16, 8, 4)]
+
+
+def parse_flow_resolution(value: str | float | None) -> float | None:
+    """"auto" (or None) -> None; a number in [LOWEST_RESOLUTION, 1] -> itself; anything else: HFDError."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        resolution = float(value)
+    except ValueError:
+        raise HFDError(f"--flow-resolution must be auto or a number, got {value!r}") from None
+    if not LOWEST_RESOLUTION <= resolution <= 1:  # also refuses NaN
+        raise HFDError(f"--flow-resolution must lie from {LOWEST_RESOLUTION} to 1, got {value}")
+    return resolution
