@@ -14,7 +14,8 @@ the ratio to it is printed; otherwise one line says why the row is missing.
 Prints, for each method: output frames/s, wall time and peak memory (RSS of the process doing the
 work); and the PSNR of re-created dropped frames: the clip's even frames are interpolated 2× and the
 new frames are compared with the odd frames that were dropped. ``--ensemble`` adds a row for
-hfdinterp with ``--ensemble``; ``--no-refine`` one without test-time flow refinement.
+hfdinterp with ``--ensemble``; ``--no-refine`` one without test-time flow refinement; ``--full-flow``
+one with the flow sampled on the full frames (``--flow-resolution 1``).
 ``--memory-check`` also runs hfdinterp on a short and a 10× longer generated clip and prints both
 peaks (memory must stay flat).
 """
@@ -146,6 +147,8 @@ def pair_benchmark(args: argparse.Namespace) -> None:
         methods["hfdinterp --refine-steps 0"] = load_interpolator(args.weights, device=args.device, refine_steps=0)
     if args.ensemble:
         methods["hfdinterp --ensemble"] = load_interpolator(args.weights, device=args.device, ensemble=True)
+    if args.full_flow:
+        methods["hfdinterp --flow-resolution 1"] = load_interpolator(args.weights, device=args.device, flow_resolution=1)
     calls = {name: (lambda i=interpolator: i.interpolate(image0, image1, 0.5)) for name, interpolator in methods.items()}
     from hfdinterp.train.teacher import teacher_interpolate
 
@@ -190,6 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ensemble", action="store_true", help="also run hfdinterp with --ensemble")
     parser.add_argument("--no-refine", action="store_true",
                         help="also run hfdinterp with --refine-steps 0 (the paper's pipeline as is)")
+    parser.add_argument("--full-flow", action="store_true",
+                        help="also run hfdinterp with --flow-resolution 1 (the flow sampled on the full frames)")
     parser.add_argument("--memory-check", action="store_true")
     return parser
 
@@ -214,6 +219,7 @@ def clip_benchmark(args: argparse.Namespace) -> None:
     """hfdinterp (and its variants) against minterpolate on a clip: speed, memory, re-created frames."""
     variants = [("hfdinterp 2×", [])] + ([("hfdinterp 2× --ensemble", ["--ensemble"])] if args.ensemble else [])
     variants += [("hfdinterp 2× no refine", ["--refine-steps", "0"])] if args.no_refine else []
+    variants += [("hfdinterp 2× --flow-resolution 1", ["--flow-resolution", "1"])] if args.full_flow else []
 
     work = Path(tempfile.mkdtemp(prefix="hfdinterp-bench-"))
     frames, rate = decode(args.clip, args.frames)
