@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import HFDError
+from ..model.levels import LEVELS
 from ..model.warp import InputPadder
 
 # Frames of at least this many pixels (widescreen 480p, 854×480, and up) have their flow sampled at half
@@ -49,10 +50,11 @@ def full_resolution_flows(flow: torch.Tensor, padder: InputPadder, size: tuple[i
     """The finest flow sampled on downscaled frames (B, 4, h/4, w/4 of the padded small frames) ->
     the synthesizer's flows at 1/16, 1/8 and 1/4 of frames of ``size`` (float32, their pixels)."""
     height, width = size
-    small = padder.unpad(F.interpolate(flow.float(), scale_factor=4, mode="bilinear", align_corners=False))
+    finest = LEVELS.scale(LEVELS.count - 1)  # full-resolution pixels per pixel of the finest level: 4
+    small = padder.unpad(F.interpolate(flow.float(), scale_factor=finest, mode="bilinear", align_corners=False))
     gain = torch.tensor([width / padder.width, height / padder.height] * 2, device=flow.device).view(1, 4, 1, 1)
     return [F.interpolate(small, size=(height // factor, width // factor), mode="bilinear", align_corners=False,
-                          antialias=True) * gain for factor in (16, 8, 4)]
+                          antialias=True) * gain for factor in LEVELS.level_scales]
 
 
 def parse_flow_resolution(value: str | float | None) -> float | None:

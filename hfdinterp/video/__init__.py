@@ -1,1 +1,2 @@
-"""Video: streaming decode, pair batching, timing, scene cuts and encoding."""
+"""``hfdinterp video``: the pure planner, the stage runner (threads, bounded queues) and the executor
+that calls the interpolator; sources, sinks and timing are ``hfdinterp.io``'s."""
