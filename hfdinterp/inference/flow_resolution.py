@@ -24,7 +24,7 @@ from ..model.warp import InputPadder
 # resolution by default. Measured (weights/README.md, "Flow resolution"): half resolution gains on
 # real-large (960×506) and sintel (1024×436) and loses on middlebury (640×480) and UCF101 (256×256).
 AUTO_HALF_FROM = 854 * 480
-LOWEST_RESOLUTION = 0.25  # below this the 1/16 level of a 480p frame is ~2 feature pixels tall
+LOWEST_RESOLUTION = 0.25  # there a 480p frame's coarsest level (1/16) is already under 8 feature pixels tall
 
 
 def auto_resolution(height: int, width: int) -> float:
