@@ -35,7 +35,7 @@ MAX_BATCH = 256
 # more than 999 would repeat timesteps (the paper uses 6).
 MAX_STEPS = 999
 
-# --refine-steps: Adam steps of the test-time flow polish, at most. The default is 40 (it stops
+# --refine-steps: Adam steps of the test-time flow polish, at most. The default is 20 (it stops
 # early once a pair stops improving); 1000 is a bound against typos, not a quality knob.
 MAX_REFINE_STEPS = 1000
 

@@ -62,7 +62,7 @@ def inference_options(device_help: str | None = None):
     device = DeviceOption if device_help is None else Annotated[str, typer.Option(help=device_help)]
     return option_group("inference", {
         "weights": (WeightsOption, None), "device": (device, "auto"), "precision": (PrecisionOption, "auto"),
-        "steps": (StepsOption, 6), "ensemble": (EnsembleOption, False), "refine_steps": (RefineOption, 40),
+        "steps": (StepsOption, 6), "ensemble": (EnsembleOption, False), "refine_steps": (RefineOption, InferenceConfig.refine_steps),
         "flow_resolution": (FlowResolutionOption, "auto")},
         InferenceConfig)
 

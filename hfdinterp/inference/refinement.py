@@ -41,8 +41,10 @@ ADAM_EPS = 1e-8
 
 @dataclass(frozen=True)
 class FlowRefinement:
-    steps: int = 40  # Adam steps at most; 0 turns the refinement off
-    learning_rate: float = 0.5  # full-resolution pixels per step, roughly
+    # Adam steps at most; 0 turns the refinement off. 20 at lr 1.0 scored as 0.6's 40 at lr 0.5 on the
+    # eval and dev sets (within ±0.02 dB) at half the cost; 15 at lr 1.3 lost 0.1 dB on middlebury.
+    steps: int = 20
+    learning_rate: float = 1.0  # full-resolution pixels per step, roughly
     smoothness: float = 0.01  # λ, the weight of the total variation of δ
     image_scale: int = 2  # the frames are compared at 1/image_scale resolution
     patience: int = 10  # steps between two looks at whether a pair's loss still falls
