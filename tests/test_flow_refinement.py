@@ -79,12 +79,14 @@ def test_the_batch_is_refined_at_once_not_pair_by_pair(monkeypatch):
         warps.clear()
         refine_flow(image0.expand(batch, -1, -1, -1), image1.expand(batch, -1, -1, -1),
                     start.expand(batch, -1, -1, -1), torch.full((batch,), 0.5), FlowRefinement(steps=4))
-        assert warps == [batch] * 8  # two warps per step, whatever the batch
+        assert len(warps) == 8  # two warps per step, whatever the batch
+        if batch > 1:
+            assert warps == [batch] * 8  # one call for the batch (a single pair may come in bands)
 
 
 def test_a_pair_whose_loss_stops_falling_stops_early_and_alone(monkeypatch):
     steps = _count_steps(monkeypatch)
-    settings = FlowRefinement(steps=60, settle=5e-3, patience=10)
+    settings = FlowRefinement(steps=60, learning_rate=0.5, settle=5e-3, patience=10)  # the stop, not the default
     image0, image1, truth = shifted_pair(6)
     generator = torch.Generator().manual_seed(0)
     image0, image1 = (image + 0.02 * torch.randn(image.shape, generator=generator) for image in (image0, image1))

@@ -2,10 +2,11 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hfdinterp.model.config import HFDConfig, PRESETS
 from hfdinterp.model.warp import (InputPadder, backward_warp, catmull_rom_weights, cubic_backward_warp, downsample_flow,
-                            upsample_flow)
+                                  from_bands, grid_sample_bands, upsample_flow)
 
 
 def test_zero_flow_is_identity():
@@ -124,3 +125,27 @@ def test_cubic_warp_equals_the_textbook_sixteen_taps(motion):
     fast, slow = (torch.autograd.grad((warp(image, flow) * weights).sum(), flow)[0]
                   for warp in (cubic_backward_warp, _sixteen_tap_catmull_rom))
     assert torch.allclose(fast, slow, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads, height", [(2, 24), (3, 24), (4, 18), (2, 7)])
+def test_one_image_sampled_in_bands_equals_the_plain_sampler_to_the_bit(threads, height):
+    image = torch.rand(1, 3, 20, 30)
+    grid = (torch.rand(1, height, 26, 2) * 2.2 - 1.1).requires_grad_()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        sampled = grid_sample_bands(image, grid)
+        (banded_gradient,) = torch.autograd.grad(sampled.square().sum(), grid)
+    finally:
+        torch.set_num_threads(before)
+    plain = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    (plain_gradient,) = torch.autograd.grad(plain.square().sum(), grid)
+    bands = sampled.shape[0]
+    assert bands > 1 or height == 7  # 7 rows: no band count divides them, so one band
+    assert torch.equal(from_bands(sampled, 1), plain)
+    assert torch.equal(banded_gradient, plain_gradient)
+
+
+def test_a_batch_is_sampled_as_it_is():
+    image, grid = torch.rand(3, 2, 8, 8), torch.rand(3, 8, 8, 2) * 2 - 1
+    assert grid_sample_bands(image, grid).shape == (3, 2, 8, 8)

@@ -42,6 +42,7 @@ from .config import InferenceConfig
 from .devices import pick_device, pick_dtype
 from .ensemble import sample_both_ways
 from .flow_resolution import auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution, small_padder
+from .host_memory import keep_freed_memory
 from .refinement import FlowRefinement, refine_flow
 from .registry import resolve_weights
 
@@ -248,6 +249,7 @@ def load_interpolator(weights: str | Path | None = None, device: str = "auto", p
 def load(config: InferenceConfig) -> Interpolator:
     """The interpolator ``config`` describes (checked before the weights are read)."""
     config.check()
+    keep_freed_memory()  # once per process: frame-sized tensors reuse freed memory (host_memory.py)
     torch_device = pick_device(config.device)
     dtype = pick_dtype(torch_device, config.precision)
     model = load_weights(resolve_weights(config.weights), torch_device)

@@ -20,7 +20,8 @@ It always runs in float32 and with gradients on, whatever the caller's mode.
 
 How it is made cheap: every term is linear in δ up to the warp, so the sample positions of the
 starting flow are computed once and each step adds only the upsampled δ (2 channels) to them; both
-frames are warped by one ``grid_sample`` call; each pair of a batch is its own problem (per-pair
+frames are warped by one ``grid_sample`` call each (in bands, so that a single pair uses every CPU
+thread: ``model/warp.py``); each pair of a batch is its own problem (per-pair
 loss sums, per-pair Adam state), and a pair stops once its photometric loss has stopped falling
 (less than ``settle`` relative gain over ``patience`` steps), so a batch costs no more than its
 slowest pair and the result of a pair never depends on the batch it is in.
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..model.warp import upsample_flow
+from ..model.warp import grid_sample_bands, upsample_flow
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -94,10 +95,10 @@ def _photometric_problem(image0: torch.Tensor, image1: torch.Tensor, start: torc
 
     def photometric(delta: torch.Tensor) -> torch.Tensor:
         moved = upsample_flow(delta, size).permute(0, 2, 3, 1)  # (B, H/s, W/s, 2)
-        warped0, warped1 = (F.grid_sample(frame, torch.addcmul(base, moved, gain), mode="bilinear",
-                                          padding_mode="border", align_corners=False)
+        warped0, warped1 = (grid_sample_bands(frame, torch.addcmul(base, moved, gain))
                             for frame, base, gain in zip(frames, bases, gains))
-        return robust_penalty(warped0 - warped1).mean((1, 2, 3))
+        # A single pair comes back in bands (grid_sample_bands); its mean is over the same pixels.
+        return robust_penalty(warped0 - warped1).reshape(batch, -1).mean(1)
 
     return photometric
 

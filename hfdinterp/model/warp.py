@@ -20,13 +20,39 @@ def sample_positions(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return xs + flow[:, 0], ys + flow[:, 1]
 
 
+def grid_sample_bands(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``F.grid_sample`` (bilinear, border, ``align_corners=False``) that keeps every CPU thread busy
+    for a single image: (1, C, H, W) and a (1, h, w, 2) grid -> (bands, C, h/bands, w), the output's
+    rows cut into ``bands`` horizontal bands, one per thread, stacked as a batch.
+
+    PyTorch's CPU grid sampler (forward and backward) shares its work out by batch entry only, so one
+    image ran on one thread whatever ``torch.get_num_threads()`` said; here each band is a batch entry
+    of the same image, viewed (stride 0), not copied. Every output pixel is computed as before, to the bit.
+    With a batch of several images, on a GPU, or when no band count divides h, it is one band: the plain call.
+    """
+    batch, height, width, _ = grid.shape
+    bands = torch.get_num_threads() if image.device.type == "cpu" and batch == 1 else 1
+    while bands > 1 and height % bands:
+        bands -= 1
+    if bands > 1:
+        image, grid = image.expand(bands, -1, -1, -1), grid.reshape(bands, height // bands, width, 2)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def from_bands(sampled: torch.Tensor, batch: int) -> torch.Tensor:
+    """``grid_sample_bands``' (bands, C, h/bands, w) back to (batch, C, h, w)."""
+    bands, channels, rows, width = sampled.shape
+    if bands == batch:
+        return sampled
+    return sampled.permute(1, 0, 2, 3).reshape(1, channels, bands * rows, width)
+
+
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` at ``x + flow(x)``: (B, C, H, W), (B, 2, H, W) -> (B, C, H, W)."""
     _, _, height, width = image.shape
     x, y = sample_positions(flow)
     grid = torch.stack(((2 * x + 1) / width - 1, (2 * y + 1) / height - 1), dim=-1)
-    sampled = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return sampled.to(image.dtype)
+    return from_bands(grid_sample_bands(image.float(), grid), image.shape[0]).to(image.dtype)
 
 
 def catmull_rom_weights(t: torch.Tensor) -> list[torch.Tensor]:
