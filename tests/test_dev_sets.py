@@ -48,3 +48,33 @@ def test_flow_error_at_half_resolution_reports_every_level_in_full_resolution_pi
     table = flow_error_table(model, tmp_path, refine_steps=0, resolution=0.5)["set"]
     for level in ("1/16", "1/8", "1/4"):
         assert abs(table[level]["8–32"] - 5) < 1e-3
+
+
+def test_trusted_pixels_drop_flat_regions_and_references_that_do_not_match():
+    from hfdinterp.train.flow_error import trusted_pixels
+
+    rng = np.random.default_rng(0)
+    texture = rng.random((48, 64, 3)).astype(np.float32)
+    texture[:, 32:] = 0.5  # right half flat: any flow fits it
+    still = torch.zeros(4, 48, 64)
+    kept = trusted_pixels(texture, texture, texture, still)
+    assert kept[:, :20].all() and not kept[:, 44:].any()
+    wrong = still.clone()
+    wrong[0] = 3  # a flow that moves textured pixels where the frames did not
+    assert trusted_pixels(texture, texture, texture, wrong)[:, :20].float().mean() < 0.05
+
+
+def test_the_trusted_table_counts_only_trusted_pixels(tmp_path):
+    flow = np.zeros((4, 48, 64), np.float32)
+    _case(tmp_path / "set" / "a", flow)
+    flat = tmp_path / "set" / "b"
+    flat.mkdir()
+    for name in ("i0", "gt", "i1"):
+        write_image(flat / f"{name}.png", np.full((48, 64, 3), 0.5, np.float32))
+    np.save(flat / "flow.npy", flow.astype(np.float16))
+    model = HFD(PRESETS["tiny"]).eval()
+    everything = flow_error_table(model, tmp_path)["set"]
+    trusted = flow_error_table(model, tmp_path, trusted=True)["set"]
+    assert trusted["kept"]["<8"] < 0.6  # the flat case and the scene's own flat parts are out
+    assert trusted["share"]["<8"] == everything["share"]["<8"] == 1.0
+    assert "| trusted (of the bucket's pixels) |" in format_tables({"set": trusted}, "tiny")
