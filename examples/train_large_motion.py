@@ -8,7 +8,8 @@
 ``--init`` may be a model without global matching (hfd-small 0.5): it is upgraded to the ``small``
 preset's config with global matching on, its weights kept and the new matcher at its initial values. Batches
 mix synthetic triplets with exact flow whose layers mostly move 20–150 px (crops of ``--crop``
-pixels), synthetic triplets with the usual motion mix, and real footage with the teacher's
+pixels; crops with too little texture to show motion, ``--min-texture``, are drawn again), synthetic
+triplets with the usual motion mix, and real footage with the teacher's
 pseudo-ground-truth flow (``CachedTriplets``), in equal parts. The stages are ``global_matching`` (only the global matcher learns, on the
 frozen encoder's features: all-pairs contrastive matching plus the prior's flow L1), ``diffusion`` (the
 paper's stage 2: the denoiser learns the flow from the prior onwards, one level per step,
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=6)
     parser.add_argument("--lr", type=float, help="learning rate of every stage (default: each stage's own)")
+    parser.add_argument("--min-texture", type=float, default=1e-4,
+                        help="synthetic crops with less texture are drawn again (SyntheticConfig.min_texture; 0: any)")
     parser.add_argument("--sources", default="large,real,usual",
                         help="the mixture, in turn: large (synthetic, large motion), usual (synthetic), real (cache)")
     args = parser.parse_args()
@@ -73,8 +76,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     photos = load_photos(args.photos)
-    large = SyntheticConfig(size=args.crop, max_motion=0.6, regimes=(0.1, 0.3))
-    usual = SyntheticConfig(size=args.crop)
+    large = SyntheticConfig(size=args.crop, max_motion=0.6, regimes=(0.1, 0.3), min_texture=args.min_texture)
+    usual = SyntheticConfig(size=args.crop, min_texture=args.min_texture)
     real = CachedTriplets(args.cache, crop=args.crop, seed=5)
     make = {"large": lambda k: SyntheticTriplets(photos, large, seed=50_000_000 + 10_000_000 * k),
             "usual": lambda k: SyntheticTriplets(photos, usual, seed=60_000_000 + 10_000_000 * k),

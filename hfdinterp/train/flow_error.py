@@ -40,6 +40,7 @@ from ..io.images import read_image
 from ..io.triplets import find_cases, find_image
 from ..model.warp import InputPadder, backward_warp
 from ..model.weights import load_weights
+from .texture import smaller_eigenvalue
 
 BUCKETS = ((0, 8), (8, 32), (32, 64), (64, 128), (128, float("inf")))
 TEXTURE_WINDOW = 15  # pixels: the neighbourhood whose structure tensor says whether motion is observable
@@ -96,13 +97,7 @@ def trusted_pixels(image0: np.ndarray, middle: np.ndarray, image1: np.ndarray, r
     structure tensor over a ``TEXTURE_WINDOW`` square at least ``MIN_TEXTURE``) and consistent (both
     frames warped by it within ``MAX_WARP_ERROR`` of the middle frame)."""
     tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()  # noqa: E731
-    grey = tensor(middle).mean(1, keepdim=True)
-    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
-    gx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
-    gy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
-    window = lambda x: F.avg_pool2d(x, TEXTURE_WINDOW, 1, TEXTURE_WINDOW // 2, count_include_pad=False)  # noqa: E731
-    xx, yy, xy = window(gx * gx), window(gy * gy), window(gx * gy)
-    smaller = (xx + yy) / 2 - (((xx - yy) / 2) ** 2 + xy * xy).sqrt()  # the structure tensor's smaller eigenvalue
+    smaller = smaller_eigenvalue(tensor(middle), TEXTURE_WINDOW)
     flow = reference[None].float()
     warped0, warped1 = backward_warp(tensor(image0), flow[:, :2]), backward_warp(tensor(image1), flow[:, 2:])
     mismatch = torch.maximum((warped0 - tensor(middle)).abs().mean(1), (warped1 - tensor(middle)).abs().mean(1))
