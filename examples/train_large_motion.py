@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=6)
     parser.add_argument("--lr", type=float, help="learning rate of every stage (default: each stage's own)")
-    parser.add_argument("--min-texture", type=float, default=1e-4,
+    parser.add_argument("--min-texture", type=float, default=6e-4,
                         help="synthetic crops with less texture are drawn again (SyntheticConfig.min_texture; 0: any)")
     parser.add_argument("--sources", default="large,real,usual",
                         help="the mixture, in turn: large (synthetic, large motion), usual (synthetic), real (cache)")

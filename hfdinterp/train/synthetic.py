@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from .texture import smaller_eigenvalue
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+TEXTURE_PROBE = 64  # min_texture is judged on a crop seen at about this many pixels a side
 
 
 def load_photos(root: str | Path, long_side: int = 768) -> list[torch.Tensor]:
@@ -52,11 +53,11 @@ class SyntheticConfig:
     # A layer's motion is small (< 4 px) with probability regimes[0], medium (4–20 px) up to regimes[1],
     # else large (20 px up to max_motion · size).
     regimes: tuple[float, float] = (0.3, 0.7)
-    # Ours: crops whose mean structure-tensor smaller eigenvalue (texture.py) is below this are drawn
-    # again, up to ``texture_tries`` times (then the most textured one). 0: any crop. Debian's
-    # wallpapers are mostly sky and smooth gradients: at 0, 8 % of the pixels that move ≥ 64 px in
-    # the large-motion mix had observable motion (flow_error.trusted_pixels), and 58 % of crops
-    # fall below 1e-4.
+    # Ours: background crops whose texture (the mean structure-tensor smaller eigenvalue, texture.py,
+    # of the crop seen at TEXTURE_PROBE² pixels) is below this are drawn again, up to ``texture_tries``
+    # times (then the most textured one). 0: any crop. Debian's wallpapers are mostly sky and smooth
+    # gradients: at 0, 8 % of the pixels that move ≥ 64 px in the large-motion mix had observable
+    # motion (flow_error.trusted_pixels); 58 % of crops fall below 6e-4.
     min_texture: float = 0.0
     texture_tries: int = 8
 
@@ -105,30 +106,37 @@ class SyntheticTriplets(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _texture(self, rng: torch.Generator, size: int) -> torch.Tensor:
-        """A random crop of a random photo, at a random scale, as (3, size, size) float; with
-        ``min_texture``, the first of up to ``texture_tries`` crops with that much texture (else the most)."""
+    def _texture(self, rng: torch.Generator, size: int, textured: bool = True) -> torch.Tensor:
+        """A random crop of a random photo, at a random scale, as (3, size, size) float; ``textured``
+        with ``min_texture``: the first of up to ``texture_tries`` crops with that much texture seen at
+        ``TEXTURE_PROBE``² (a strided view, cheap to look at), else the most textured one."""
+        draws = max(1, self.config.texture_tries) if textured and self.config.min_texture > 0 else 1
         best, best_texture = None, -1.0
-        for _ in range(max(1, self.config.texture_tries) if self.config.min_texture > 0 else 1):
-            crop = self._any_crop(rng, size)
-            if self.config.min_texture <= 0:
-                return crop
-            texture = float(smaller_eigenvalue(crop[None]).mean())
+        for _ in range(draws):
+            photo, y, x, side = self._any_region(rng)
+            if draws == 1:
+                break
+            step = max(1, side // TEXTURE_PROBE)
+            probe = photo[:, y:y + side:step, x:x + side:step].float()[None] / 255
+            texture = float(smaller_eigenvalue(probe, window=5).mean())
             if texture >= self.config.min_texture:
-                return crop
+                break
             if texture > best_texture:
-                best, best_texture = crop, texture
-        return best
+                best, best_texture = (photo, y, x, side), texture
+        else:
+            photo, y, x, side = best
+        crop = photo[:, y:y + side, x:x + side].float()[None] / 255
+        return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
-    def _any_crop(self, rng: torch.Generator, size: int) -> torch.Tensor:
+    def _any_region(self, rng: torch.Generator) -> tuple[torch.Tensor, int, int, int]:
+        """A random photo and a random square of it: (photo, top, left, side)."""
         photo = self.photos[int(torch.randint(len(self.photos), (1,), generator=rng))]
         h, w = photo.shape[-2:]
         side = int(min(h, w) * (0.25 + 0.75 * float(torch.rand(1, generator=rng))))
         side = max(side, 8)
         y = int(torch.randint(h - side + 1, (1,), generator=rng))
         x = int(torch.randint(w - side + 1, (1,), generator=rng))
-        crop = photo[:, y:y + side, x:x + side].float()[None] / 255
-        return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+        return photo, y, x, side
 
     def _motion(self, rng: torch.Generator, background: bool) -> torch.Tensor:
         """(tx, ty, angle, log_zoom, shear) at τ = 0 and τ = 1: (2, 5)."""
@@ -181,7 +189,9 @@ class SyntheticTriplets(Dataset):
         flow = torch.zeros(4, s, s)
         for layer in range(count + 1):
             background = layer == 0
-            texture = self._texture(rng, 2 * s)  # layer coordinates are texture pixels minus s/2
+            # Layer coordinates are texture pixels minus s/2. Only the background, which fills the frame
+            # (and pans up to max_motion), must have texture: drawing again is not free.
+            texture = self._texture(rng, 2 * s, textured=background)
             mask = torch.ones(1, 2 * s, 2 * s) if background else self._blob(rng, s)
             ends = self._motion(rng, background)
             params = ends[0] + times[:, None] * (ends[1] - ends[0])  # (3, 5): linear in time
