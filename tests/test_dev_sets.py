@@ -78,3 +78,18 @@ def test_the_trusted_table_counts_only_trusted_pixels(tmp_path):
     assert trusted["kept"]["<8"] < 0.6  # the flat case and the scene's own flat parts are out
     assert trusted["share"]["<8"] == everything["share"]["<8"] == 1.0
     assert "| trusted (of the bucket's pixels) |" in format_tables({"set": trusted}, "tiny")
+
+
+def test_the_correlation_of_a_still_pair_peaks_at_zero_motion(tmp_path):
+    from hfdinterp.train.flow_error import correlation_hits
+
+    folder = tmp_path / "set" / "still"
+    folder.mkdir(parents=True)
+    frame = scene(64, 48, 0)
+    for name in ("i0", "gt", "i1"):
+        write_image(folder / f"{name}.png", frame)
+    np.save(folder / "flow.npy", np.zeros((4, 48, 64), np.float16))
+    torch.manual_seed(0)
+    shares = correlation_hits(HFD(PRESETS["tiny"]).eval(), tmp_path)["set"]
+    assert shares["<8"] == 1.0  # a feature is most like itself
+    assert np.isnan(shares["64–128"])

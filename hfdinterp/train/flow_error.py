@@ -13,6 +13,9 @@ synthetic triplets, the teacher's pseudo ground truth for real ones), the model'
   * ``1/4 refined``: the 1/4 flow after the inference layer's refinement (when ``--refine-steps`` > 0);
   * ``output``: the synthesizer's full-resolution flow, what the frame is warped with.
 
+With ``--correlation``, also how often the evidence the coarsest level reads, the local correlation
+of the two frames' 1/16 features, peaks at the true motion (``correlation_hits``).
+
 EPE is the mean over both flows (f_τ→0, f_τ→1) of |f − f_ref|, bucketed per pixel by the motion
 between the two frames, |f_ref,τ→1 − f_ref,τ→0| in full-resolution pixels.
 
@@ -38,6 +41,7 @@ from ..inference.flow_resolution import (auto_resolution, downscaled, full_resol
 from ..inference.refinement import FlowRefinement, refine_flow
 from ..io.images import read_image
 from ..io.triplets import find_cases, find_image
+from ..model.denoiser import local_correlation
 from ..model.warp import InputPadder, backward_warp
 from ..model.weights import load_weights
 from .texture import smaller_eigenvalue
@@ -142,6 +146,46 @@ def flow_error_table(model, root: Path, refine_steps: int = 0, resolution: float
     return tables
 
 
+@torch.no_grad()
+def correlation_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str, dict[str, float]]:
+    """{set: {bucket: share}}: how often the local correlation that the coarsest level reads (the
+    encoder's 1/16 features of both frames at zero flow, ±corr_radius) peaks within one feature pixel
+    of the true motion |f_ref,τ→1 − f_ref,τ→0|, per feature pixel, bucketed by that motion. If the
+    features do not match, the denoiser has nothing to read the motion from."""
+    radius = model.config.denoiser.corr_radius
+    size = 2 * radius + 1
+    tables = {}
+    for set_name, cases in find_cases(root).items():
+        hits, counts = defaultdict(float), defaultdict(float)
+        for case in cases:
+            if not (case / "flow.npy").is_file():
+                continue
+            reference = torch.from_numpy(np.load(case / "flow.npy").astype(np.float32))[None]
+            frames = [torch.from_numpy(read_image(case / f"{n}.png").pixels[..., :3].copy()).permute(2, 0, 1)[None].float()
+                      for n in ("i0", "i1")]
+            height, width = frames[0].shape[-2:]
+            scale = auto_resolution(height, width) if resolution is None else resolution
+            multiple = model.config.pad_multiple
+            padder = InputPadder(height, width, multiple)
+            frames = [padder.pad(f) for f in frames]
+            if scale < 1:
+                frames = [downscaled(f, scale, multiple) for f in frames]
+            coarsest0, coarsest1 = (model.encode(f)[-1] for f in frames)
+            best = local_correlation(coarsest0, coarsest1, radius)[0].argmax(0)  # (h, w)
+            found = torch.stack((best % size - radius, best // size - radius)).float()  # (dx, dy) feature px
+            feature_px = frames[0].shape[-1] / coarsest0.shape[-1] / scale  # full-resolution px per feature px
+            motion = F.adaptive_avg_pool2d(padder.pad(reference[:, 2:] - reference[:, :2]), best.shape)[0]
+            hit = (found - motion / feature_px).norm(dim=0) <= 1
+            magnitude = motion.norm(dim=0)
+            for low, high in BUCKETS:
+                inside = (magnitude >= low) & (magnitude < high)
+                hits[bucket_name(low, high)] += float((hit & inside).sum())
+                counts[bucket_name(low, high)] += float(inside.sum())
+        if counts:
+            tables[set_name] = {b: hits[b] / counts[b] if counts[b] else float("nan") for b in counts}
+    return tables
+
+
 def format_tables(tables: dict, label: str) -> str:
     lines = []
     for set_name, table in tables.items():
@@ -165,6 +209,8 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", required=True)
     parser.add_argument("--refine-steps", type=int, default=0)
     parser.add_argument("--flow-resolution", default="auto", help="auto (as inference), or 0.25–1")
+    parser.add_argument("--correlation", action="store_true",
+                        help="also: how often the coarsest level's correlation peaks at the true motion")
     parser.add_argument("--trusted", action="store_true",
                         help="only pixels where the reference is observable and agrees with the frames")
     args = parser.parse_args()
@@ -174,6 +220,12 @@ def main() -> None:
         label = f"{weights}, flow resolution {args.flow_resolution}" + (", trusted pixels" if args.trusted else "")
         tables = flow_error_table(model, Path(args.root), args.refine_steps, resolution, args.trusted)
         print(format_tables(tables, label), flush=True)
+        if args.correlation:
+            for set_name, shares in correlation_hits(model, Path(args.root), resolution).items():
+                print(f"\n{weights} — {set_name}: the 1/16 correlation's arg-max within one feature pixel of "
+                      "the true motion (share of feature pixels)")
+                print("| " + " | ".join(shares) + " |\n" + "|---" * len(shares) + "|\n| "
+                      + " | ".join(f"{v:.1%}" for v in shares.values()) + " |", flush=True)
 
 
 if __name__ == "__main__":
