@@ -3,8 +3,8 @@
 glibc's malloc serves every block above 128 KiB-ish with its own ``mmap`` and returns it with
 ``munmap`` when freed, so a tensor the size of a frame costs fresh pages, each one a page fault
 on first touch. The model makes and drops hundreds of such tensors per pair (every warp, every
-refinement step), and on the CPU that was a fifth of a 960×540 pair: 160,000–280,000 page faults
-per 5 pairs, 0.37 s → 0.29 s a pair with them gone (two threads, CHANGELOG). Raising the ``mmap``
+refinement step), and on the CPU that was a seventh of a 960×540 pair: 160,000–280,000 page
+faults per 5 pairs, 0.48–0.52 s → 0.43 s a pair with them gone (two threads, idle; CHANGELOG). Raising the ``mmap``
 threshold to its maximum (32 MiB) puts those blocks on the heap, and a 256 MiB trim threshold keeps
 freed heap memory for reuse; the peak is unchanged, at most 256 MiB more than the working set stays
 resident between batches.
