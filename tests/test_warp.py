@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from hfdinterp.model.config import HFDConfig, PRESETS
-from hfdinterp.model.warp import (InputPadder, backward_warp, catmull_rom_weights, cubic_backward_warp, downsample_flow,
+from hfdinterp.model.warp import (InputPadder, backward_warp, cubic_backward_warp, downsample_flow,
                                   from_bands, grid_sample_bands, upsample_flow)
 
 
@@ -95,6 +95,16 @@ def test_padder_round_trip(height, width):
     padded = padder.pad(image)
     assert padded.shape[-2] % 64 == 0 and padded.shape[-1] % 64 == 0
     assert torch.equal(padder.unpad(padded), image)
+
+
+def catmull_rom_weights(t: torch.Tensor) -> list[torch.Tensor]:
+    """Weights of the taps at −1, 0, +1, +2 for a sample ``t`` ∈ [0, 1) past tap 0 (Catmull–Rom, a = −0.5).
+
+    They sum to 1 and reproduce straight lines exactly, like bilinear weights, but without bilinear's
+    low-pass: a half-pixel shift keeps most of the detail instead of averaging two pixels.
+    """
+    t2, t3 = t * t, t * t * t
+    return [(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2]
 
 
 def _sixteen_tap_catmull_rom(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -55,42 +55,44 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return from_bands(grid_sample_bands(image.float(), grid), image.shape[0]).to(image.dtype)
 
 
-def catmull_rom_weights(t: torch.Tensor) -> list[torch.Tensor]:
-    """Weights of the taps at −1, 0, +1, +2 for a sample ``t`` ∈ [0, 1) past tap 0 (Catmull–Rom, a = −0.5).
-
-    They sum to 1 and reproduce straight lines exactly, like bilinear weights, but without bilinear's
-    low-pass: a half-pixel shift keeps most of the detail instead of averaging two pixels.
-    """
-    t2, t3 = t * t, t * t * t
-    return [(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2]
+def second_difference(tensor: torch.Tensor, dim: int) -> torch.Tensor:
+    """f(i + 1) − 2 f(i) + f(i − 1) along ``dim``, for the interior entries (the result is 2 shorter)."""
+    size = tensor.shape[dim]
+    return tensor.narrow(dim, 2, size - 2) - 2 * tensor.narrow(dim, 1, size - 2) + tensor.narrow(dim, 0, size - 2)
 
 
 def cubic_backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``backward_warp`` with Catmull–Rom (bicubic, a = −0.5) interpolation; border pixels repeat.
 
     PyTorch's ``grid_sample(mode="bicubic")`` uses a = −0.75, which overshoots at edges; this is the
-    gentler kernel. The 4×4 taps are gathered at clamped indices of the flattened image and summed
-    row by row, in place: on the CPU a third faster than the 3×3 merged bilinear taps in one
-    ``grid_sample`` that 0.6 used (960×576, one thread), which also lost about 10⁻⁴ px to the
-    grid's [−1, 1] round trip.
-    Differentiable with respect to ``flow`` (through the weights) and ``image``.
+    gentler kernel, computed as one bilinear sample. In 1-D, Catmull–Rom between taps 0 and 1 is the
+    linear interpolation minus a correction made of the second differences D at the two taps:
+
+        p(t) = lerp(f₀, f₁, t) − t(1 − t)/2 · lerp(D₀, D₁, t),    Dᵢ = fᵢ₊₁ − 2fᵢ + fᵢ₋₁
+
+    so in 2-D, with s = t(1 − t)/2 per axis, it is the bilinear sample of four images at once,
+
+        f − sₓ·Dₓₓf − s_y·D_yy f + sₓs_y·DₓₓD_yy f,
+
+    each image made once per frame. One 4C-channel ``grid_sample`` (in bands, using every thread)
+    replaces the sixteen gathered taps of 0.6: 4× faster on two threads at 960×576 (0.6's own test
+    compares them). The images are padded by two repeated pixels first, so that outside the frame
+    the result is Catmull–Rom of the border-extended image, exactly as the clamped taps were.
+    Differentiable with respect to ``flow`` and ``image``.
     """
     batch, channels, height, width = image.shape
     x, y = sample_positions(flow)  # (B, H, W), float32
-    x0, y0 = torch.floor(x), torch.floor(y)
-    weights_x = [w.view(batch, 1, -1) for w in catmull_rom_weights(x - x0)]
-    weights_y = [w.view(batch, 1, -1) for w in catmull_rom_weights(y - y0)]
-    columns = [(x0 + o).clamp_(0, width - 1).long().view(batch, 1, -1) for o in (-1, 0, 1, 2)]
-    rows = [((y0 + o).clamp_(0, height - 1) * width).long().view(batch, 1, -1) for o in (-1, 0, 1, 2)]
-    flat = image.float().reshape(batch, channels, height * width)
-    out = torch.zeros_like(flat)
-    for row, weight_y in zip(rows, weights_y):
-        line = None  # this row's four taps, (B, C, H·W); a fresh tensor each row, which autograd keeps
-        for column, weight_x in zip(columns, weights_x):
-            tap = flat.gather(2, (row + column).expand(-1, channels, -1))
-            line = tap * weight_x if line is None else line.addcmul_(tap, weight_x)
-        out.addcmul_(line, weight_y)
-    return out.view(batch, channels, height, width).to(image.dtype)
+    fraction_x, fraction_y = x - torch.floor(x), y - torch.floor(y)
+    s_x = (fraction_x * (1 - fraction_x) / 2).unsqueeze(1)
+    s_y = (fraction_y * (1 - fraction_y) / 2).unsqueeze(1)
+    padded = F.pad(image.float(), (2, 2, 2, 2), mode="replicate")  # (B, C, H + 4, W + 4)
+    d_xx = second_difference(padded, 3)  # (B, C, H + 4, W + 2)
+    stacked = torch.cat((padded[..., 1:-1, 1:-1], d_xx[..., 1:-1, :],
+                         second_difference(padded, 2)[..., 1:-1], second_difference(d_xx, 2)), 1)
+    # Pixel i of the image is pixel i + 1 of the (H + 2, W + 2) stack.
+    grid = torch.stack(((2 * x + 3) / (width + 2) - 1, (2 * y + 3) / (height + 2) - 1), dim=-1)
+    value, curve_x, curve_y, curve_xy = from_bands(grid_sample_bands(stacked, grid), batch).split(channels, 1)
+    return (value - s_x * curve_x - s_y * curve_y + (s_x * s_y) * curve_xy).to(image.dtype)
 
 
 WARPS = {"bilinear": backward_warp, "cubic": cubic_backward_warp}
