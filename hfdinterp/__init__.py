@@ -2,12 +2,10 @@
 
 import os
 
-# PyTorch's CPU threads (libgomp) spin at each barrier by default. When the cores are shared (with
-# the video decoder and encoder threads, or anything else running), a spinning thread holds the core
-# its partner needs, and this model's many small operations pay for it at every barrier: a 960×540
-# pair took 3× as long on two busy cores. Sleeping threads cost little when the cores are free.
-# Only before torch is first imported does this take effect; a value set by the user is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .thread_policy import choose_thread_policy
+
+# Only before torch is first imported does this take effect (thread_policy.py); the user's choice stands.
+choose_thread_policy(os.environ)
 
 from .errors import HFDError  # noqa: E402 - after the thread policy
 from .inference.interpolator import Interpolator, load_interpolator

@@ -156,8 +156,8 @@ def pair_benchmark(args: argparse.Namespace) -> None:
     if teacher is not None:
         pair = [torch.from_numpy(image.transpose(2, 0, 1).copy())[None] for image in (image0, image1)]
         calls["RIFE 4.x (IFNet)"] = lambda: teacher_interpolate(teacher, pair[0], pair[1], torch.tensor([0.5]))
-    policy = os.environ.get("OMP_WAIT_POLICY") or "unset"
-    print(f"pair: {width}×{height}, {torch.get_num_threads()} threads (OMP_WAIT_POLICY={policy}), "
+    policy = ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"))
+    print(f"pair: {width}×{height}, {torch.get_num_threads()} threads ({policy}), "
           f"median of {args.repeats} after a warm-up")
     times: dict[str, list[float]] = {name: [] for name in calls}
     for name, call in calls.items():

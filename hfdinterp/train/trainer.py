@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..model.config import PRESETS, HFDConfig
 from ..inference.devices import pick_dtype
+from ..inference.host_memory import keep_freed_memory
 from ..model.hfd import HFD
 from ..model.weights import load_weights, save_weights
 from .ranks import ShardedBatches, gathered, generator_state, join_ranks, training_device, read_checkpoint
@@ -136,6 +137,7 @@ def _perceptual(config: TrainConfig, device: torch.device):
 def train(config: TrainConfig, dataset: Dataset, on_progress: Callable[[StageProgress], None] | None = None,
           device: str | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) one stage; returns the checkpoint path. ``export`` writes the weights."""
+    keep_freed_memory(for_training=True)  # once per process: a step's activations reuse the last step's pages
     rank, world = join_ranks()
     device = training_device(device, rank)
     dtype = pick_dtype(device, config.precision)
