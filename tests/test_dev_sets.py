@@ -93,3 +93,27 @@ def test_the_correlation_of_a_still_pair_peaks_at_zero_motion(tmp_path):
     shares = correlation_hits(HFD(PRESETS["tiny"]).eval(), tmp_path)["set"]
     assert shares["<8"] == 1.0  # a feature is most like itself
     assert np.isnan(shares["64–128"])
+
+
+def test_the_textured_synthetic_dev_set_has_textured_backgrounds_and_seeds_of_its_own(tmp_path):
+    from hfdinterp.io.images import read_image
+    from hfdinterp.train.dev_sets import build_synthetic
+    from hfdinterp.train.texture import smaller_eigenvalue
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "flat.png", np.full((96, 128, 3), 0.5, np.float32))
+    write_image(photos / "textured.png", scene(128, 96, 0))
+
+    def texture(case):  # of the first frame, whose background fills most of it
+        image = torch.from_numpy(np.ascontiguousarray(read_image(case / "i0.png").pixels[..., :3]))
+        return float(smaller_eigenvalue(image.permute(2, 0, 1)[None].float(), 15).mean())
+
+    sets = {}
+    for name, min_texture in (("plain", 0.0), ("textured", 6e-4)):
+        build_synthetic(str(photos), tmp_path / name, count=6, size=48, max_motion=0.3, min_texture=min_texture)
+        sets[name] = sorted((tmp_path / name).iterdir())
+        assert len(sets[name]) == 6 and all((case / "flow.npy").is_file() for case in sets[name])
+    assert min(map(texture, sets["textured"])) > 3 * min(map(texture, sets["plain"]))
+    first = lambda case: read_image(case / "i0.png").pixels  # noqa: E731
+    assert not np.array_equal(first(sets["plain"][0]), first(sets["textured"][0]))  # other seeds

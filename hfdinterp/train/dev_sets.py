@@ -2,13 +2,16 @@
 
     python -m hfdinterp.train.dev_sets real CLIP [CLIP ...] --out DEV/real-large  [--strides 2 4 6 8 12 16]
     python -m hfdinterp.train.dev_sets synthetic PHOTOS --out DEV/synthetic-large [--count 24 --size 448]
+    python -m hfdinterp.train.dev_sets synthetic PHOTOS --out DEV/synthetic-textured --size 704 --max-motion 0.25 --min-texture 6e-4
     python -m hfdinterp.train.dev_sets baselines DEV [--lpips alexnet.ckpt]
 
 ``real``: triplets (i, i + k, i + 2k) from held-out clips (split into shots at scene cuts), the true
 middle frame as ground truth, gaps 2k of ``--strides`` frames; each case also stores the teacher's
 pseudo-ground-truth flow from the true middle frame (``flow.npy``, ``pseudo_flow.pseudo_flow``).
 ``synthetic``: triplets rendered with exact flow, layers moving up to 0.45 of the frame, from seeds
-no training run uses. Both write ``<case>/{i0, gt, i1}.png`` + ``flow.npy``, the layout ``hfdinterp
+no training run uses; with ``--min-texture``, textured backgrounds only (``SyntheticConfig.min_texture``),
+so that large motion can be seen and checked (on the flat skies of the plain set any flow fits),
+from seeds of their own. Both write ``<case>/{i0, gt, i1}.png`` + ``flow.npy``, the layout ``hfdinterp
 eval`` reads. ``baselines``: PSNR / SSIM (/ LPIPS) of FFmpeg's ``minterpolate`` (mci, obmc, as the
 reference table) and of the plain average, on every set under DEV.
 """
@@ -34,6 +37,7 @@ from .real import FootageTriplets, split_at_cuts
 from .synthetic import SyntheticConfig, SyntheticTriplets, load_photos
 
 DEV_SEED = 900_000_000  # synthetic dev triplets: far from every training seed
+TEXTURED_DEV_SEED = 950_000_000  # the textured-background dev triplets: their own, also far from training's
 
 
 def _write_case(folder: Path, image0, image_t, image1, flow: np.ndarray) -> None:
@@ -63,9 +67,10 @@ def build_real(clips: list[str], out: Path, strides: list[int], per_stride: int 
                     print(case.name, "warping error teacher / DIS / fused", " / ".join(f"{e:.2f}" for e in errors))
 
 
-def build_synthetic(photos: str, out: Path, count: int, size: int) -> None:
-    config = SyntheticConfig(size=size, max_motion=0.45, regimes=(0.0, 0.2), noise=0.01)
-    data = SyntheticTriplets(load_photos(photos), config, seed=DEV_SEED)
+def build_synthetic(photos: str, out: Path, count: int, size: int, max_motion: float = 0.45,
+                    min_texture: float = 0.0) -> None:
+    config = SyntheticConfig(size=size, max_motion=max_motion, regimes=(0.0, 0.2), noise=0.01, min_texture=min_texture)
+    data = SyntheticTriplets(load_photos(photos), config, seed=TEXTURED_DEV_SEED if min_texture else DEV_SEED)
     for index in range(count):
         item = data[index]
         while abs(float(item["time"]) - 0.5) > 1e-6:  # the eval sets are middle frames: keep τ = 0.5
@@ -133,6 +138,8 @@ def main() -> None:
     synthetic.add_argument("--out", required=True)
     synthetic.add_argument("--count", type=int, default=24)
     synthetic.add_argument("--size", type=int, default=448)
+    synthetic.add_argument("--max-motion", type=float, default=0.45, help="largest motion, a fraction of --size")
+    synthetic.add_argument("--min-texture", type=float, default=0.0, help="textured backgrounds only (0: any)")
     baselines = commands.add_parser("baselines")
     baselines.add_argument("root")
     baselines.add_argument("--lpips")
@@ -140,7 +147,7 @@ def main() -> None:
     if args.command == "real":
         build_real(args.clips, Path(args.out), args.strides, args.per_stride)
     elif args.command == "synthetic":
-        build_synthetic(args.photos, Path(args.out), args.count, args.size)
+        build_synthetic(args.photos, Path(args.out), args.count, args.size, args.max_motion, args.min_texture)
     else:
         print(json.dumps(score_baselines(Path(args.root), args.lpips), indent=1))
 
