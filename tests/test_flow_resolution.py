@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from hfdinterp.errors import HFDError
-from hfdinterp.inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows,
-                                                 parse_flow_resolution, small_padder)
-from hfdinterp.inference.interpolator import Interpolator
+from hfdinterp.inference import interpolator as interpolator_module
+from hfdinterp.inference.flow_resolution import (PROBE_MOTION, auto_resolution, downscaled, full_resolution_flows,
+                                                 motion_is_large, parse_flow_resolution, small_padder)
+from hfdinterp.inference.interpolator import PROBE_SEED, Interpolator
 
-from .conftest import moving_square
+from .conftest import make_moving_model, moving_square
 
 
 def test_a_uniform_motion_sampled_at_half_resolution_is_twice_as_many_full_resolution_pixels():
@@ -83,3 +84,55 @@ def test_a_flow_sampled_on_half_size_frames_moves_twice_as_many_full_resolution_
 def test_full_resolution_flow_prepares_no_second_pyramid(tiny_model):
     interpolator = Interpolator(tiny_model, torch.device("cpu"), torch.float32, flow_resolution=1.0)
     assert interpolator.prepare(torch.zeros(1, 3, 72, 100)).flow_features is None
+
+
+def _bilateral(motion: torch.Tensor) -> torch.Tensor:
+    """A bilateral flow (1, 4, h, w) whose motion between the frames is ``motion`` (h, w) px along x."""
+    return torch.stack((-motion / 2, torch.zeros_like(motion), motion / 2, torch.zeros_like(motion)))[None]
+
+
+@pytest.mark.parametrize("moving_share, motion, resolution, large", [
+    (0.2, PROBE_MOTION + 8, 1.0, True),
+    (0.2, PROBE_MOTION - 8, 1.0, False),  # too slow
+    (0.05, PROBE_MOTION + 8, 1.0, False),  # too few pixels
+    (0.2, PROBE_MOTION + 8, 0.5, False),  # at half resolution the pass sees half the pixels
+    (0.2, 2 * PROBE_MOTION + 8, 0.5, True),
+])
+def test_large_motion_is_a_share_of_pixels_moving_past_the_probes_threshold(moving_share, motion, resolution, large):
+    field = torch.zeros(40, 50)
+    field[: int(40 * moving_share)] = motion
+    assert motion_is_large(_bilateral(field), resolution).tolist() == [large]
+
+
+@pytest.mark.parametrize("flow, probe_wins", [((-1.0, 0.0, 1.0, 0.0), False), ((-40.0, 0.0, 40.0, 0.0), True)])
+def test_auto_keeps_the_probes_flow_for_large_motion_and_changes_nothing_for_small(flow, probe_wins):
+    model = make_moving_model(flow)  # samples ``flow`` in the pixels of the frames it is given
+    image0, image1 = moving_square(72, 100), moving_square(72, 100, shift=2)
+    auto = Interpolator(model, torch.device("cpu"), torch.float32).interpolate(image0, image1, seed=5, return_all=True)
+    # 72×100 frames: auto is 1 by size, the probe runs at 0.5; ±40 px there is 160 px of full-resolution motion
+    resolution, seed = (0.5, 5 + PROBE_SEED) if probe_wins else (1.0, 5)
+    fixed = Interpolator(model, torch.device("cpu"), torch.float32, flow_resolution=resolution)
+    expected = fixed.interpolate(image0, image1, seed=seed, return_all=True)
+    np.testing.assert_array_equal(auto["flow"], expected["flow"])
+    np.testing.assert_array_equal(auto["image"], expected["image"])
+
+
+def test_in_a_batch_each_pair_gets_the_flow_its_own_probe_chose(tiny_model, monkeypatch):
+    monkeypatch.setattr(interpolator_module, "motion_is_large", lambda flow, resolution: torch.tensor([True, False]))
+    # without the refinement, whose Adam steps amplify the batch's rounding in flat regions
+    auto = Interpolator(tiny_model, torch.device("cpu"), torch.float32, refinement=None)
+    frames = torch.from_numpy(np.stack([moving_square(64, 96, shift=s) for s in (0, 3, 6)])).permute(0, 3, 1, 2)
+    prepared = auto.prepare(frames)
+    both = auto.between(prepared[0:2], prepared[1:3], torch.tensor([0.5, 0.5]), [1, 2])["flow"]
+    for index, (resolution, seed) in enumerate(((0.5, 1 + PROBE_SEED), (1.0, 2))):
+        fixed = Interpolator(tiny_model, torch.device("cpu"), torch.float32, refinement=None, flow_resolution=resolution)
+        alone = fixed.prepare(frames)
+        expected = fixed.between(alone[index], alone[index + 1], torch.tensor([0.5]), [seed])["flow"]
+        # batched and single convolutions round differently (~1e-4 px); the wrong choice is off by ~1 px
+        torch.testing.assert_close(both[index:index + 1], expected, rtol=0, atol=2e-3)
+
+
+def test_a_chosen_flow_resolution_runs_no_probe(tiny_model):
+    for resolution, probed in ((None, True), (1.0, False), (0.5, False)):
+        interpolator = Interpolator(tiny_model, torch.device("cpu"), torch.float32, flow_resolution=resolution)
+        assert (interpolator.prepare(torch.zeros(1, 3, 72, 100)).probe_features is not None) == probed

@@ -41,22 +41,27 @@ from ..model.weights import load_weights
 from .config import InferenceConfig
 from .devices import pick_device, pick_dtype
 from .ensemble import sample_both_ways
-from .flow_resolution import auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution, small_padder
+from .flow_resolution import (auto_resolution, downscaled, full_resolution_flows, motion_is_large, parse_flow_resolution,
+                              small_padder)
 from .host_memory import keep_freed_memory
 from .refinement import FlowRefinement, refine_flow
 from .registry import resolve_weights
+
+PROBE_SEED = 1_000_003  # added to a pair's seed for the motion probe's noise
 
 
 @dataclass(frozen=True)
 class PreparedFrames:
     """Frames padded to the model's multiple, with their encoder pyramid and the padder that crops
     them (and every frame made between them) back to their own size; with a flow resolution below 1,
-    also the pyramid of the downscaled frames that the flow is sampled on."""
+    also the pyramid of the downscaled frames that the flow is sampled on; with the ``auto`` flow
+    resolution, also that of the frames at half that scale, for the motion probe."""
 
     images: torch.Tensor  # (B, 3, Hp, Wp), on the model's device, compute dtype
     features: list[torch.Tensor]  # F^1..F^4, 1/2 … 1/16 of (Hp, Wp)
     padder: InputPadder
     flow_features: list[torch.Tensor] | None = None  # of the frames downscaled; None: sampled on ``features``
+    probe_features: list[torch.Tensor] | None = None  # of the frames at half the flow resolution; None: no probe
 
     def __getitem__(self, index) -> "PreparedFrames":
         index = index if isinstance(index, slice) else slice(index, index + 1)
@@ -64,8 +69,9 @@ class PreparedFrames:
 
     def apply(self, change) -> "PreparedFrames":
         """The same frames with ``change`` applied to every tensor (slicing, moving to a device)."""
-        flow_features = None if self.flow_features is None else [change(f) for f in self.flow_features]
-        return PreparedFrames(change(self.images), [change(f) for f in self.features], self.padder, flow_features)
+        pyramid = lambda features: None if features is None else [change(f) for f in features]  # noqa: E731
+        return PreparedFrames(change(self.images), pyramid(self.features), self.padder, pyramid(self.flow_features),
+                              pyramid(self.probe_features))
 
     def unpadded(self) -> torch.Tensor:
         return self.padder.unpad(self.images)
@@ -77,7 +83,7 @@ class PreparedFrames:
                 return None
             return [torch.cat([of(p)[k] for p in parts]) for k in range(len(of(parts[0])))]
         return PreparedFrames(torch.cat([p.images for p in parts]), pyramid(lambda p: p.features), parts[0].padder,
-                              pyramid(lambda p: p.flow_features))
+                              pyramid(lambda p: p.flow_features), pyramid(lambda p: p.probe_features))
 
 
 class PendingFrames:
@@ -122,7 +128,8 @@ class Interpolator:
         self.ensemble = ensemble  # also sample the time-reversed pair's flow and average the two
         self.refinement = refinement if refinement is not None and refinement.steps > 0 else None
         self.steps_per_level = split_steps(steps, len(model.config.diffusion.steps_per_level))
-        # Scale of the frames the flow is sampled on (flow_resolution.py); None: by frame size.
+        # Scale of the frames the flow is sampled on (flow_resolution.py); None: ``auto``, by frame size
+        # and the motion probe.
         self.flow_resolution = flow_resolution
 
     def resolution_for(self, padder: InputPadder) -> float:
@@ -157,13 +164,16 @@ class Interpolator:
     def prepare_padded(self, images: torch.Tensor, padder: InputPadder) -> PreparedFrames:
         """Encode frames that are already padded by ``padder`` (the model's own outputs, for recursion)."""
         resolution = self.resolution_for(padder)
+
+        def encode_at(scale: float) -> list[torch.Tensor]:
+            small = downscaled(images.float(), scale, self.model.config.pad_multiple)
+            return self.model.encode(small.contiguous(memory_format=self.memory_format))
+
         with self._autocast():
             features = self.model.encode(images)
-            if resolution >= 1:
-                return PreparedFrames(images, features, padder)
-            small = downscaled(images.float(), resolution, self.model.config.pad_multiple)
-            flow_features = self.model.encode(small.contiguous(memory_format=self.memory_format))
-            return PreparedFrames(images, features, padder, flow_features)
+            flow_features = encode_at(resolution) if resolution < 1 else None
+            probe_features = encode_at(resolution / 2) if self.flow_resolution is None else None
+            return PreparedFrames(images, features, padder, flow_features, probe_features)
 
     @torch.inference_mode()
     def between(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor,
@@ -171,26 +181,43 @@ class Interpolator:
         """Frames at ``times`` (B,) between prepared frames; one seed per pair. Cropped, in [0, 1];
         ``padded``: the frames as the model made them, for ``prepare_padded``."""
         generators = [torch.Generator(device=self.device).manual_seed(int(seed)) for seed in seeds]
+        # The probe draws its own noise, so a pair it leaves alone gets the same flow as without it.
+        probe_generators = [torch.Generator(device=self.device).manual_seed(int(seed) + PROBE_SEED) for seed in seeds]
         times = times.to(self.device)
         with self._autocast():
-            flows = self.flows(first, second, times, generators)
+            flows = self.flows(first, second, times, generators, probe_generators)
             out = self.model.synthesizer(first.images, second.images, first.features, second.features, flows, times)
         crop = first.padder.unpad
         return {"image": crop(out["image"].float().clamp(0, 1)), "flow": crop(out["flow"].float()),
                 "mask": crop(out["mask"].float()), "padded": out["image"].clamp(0, 1)}
 
-    def flows(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor, generators) -> list[torch.Tensor]:
+    def flows(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor, generators,
+              probe_generators=None) -> list[torch.Tensor]:
         """The sampled bilateral flows at 1/16, 1/8, 1/4 after the optional steps: sampled on the
-        downscaled frames (``flow_resolution``) and brought to the full frames' levels, both ways
-        round (``ensemble``), then the 1/4 flow polished photometrically (``refinement``)."""
+        downscaled frames (``flow_resolution``; with ``auto``, at half that scale for pairs the motion
+        probe finds large) and brought to the full frames' levels, both ways round (``ensemble``), then
+        the 1/4 flow polished photometrically (``refinement``)."""
         sample = (lambda *a: sample_both_ways(self.model, *a)) if self.ensemble else self.model.sample_flows
-        if first.flow_features is None:
-            flows = sample(first.features, second.features, times, generators, self.steps_per_level)
+        size = tuple(first.images.shape[-2:])
+        resolution = self.resolution_for(first.padder)
+
+        def sampled_at(scale: float, features0, features1, noise) -> list[torch.Tensor]:
+            sampled = sample(features0, features1, times, noise, self.steps_per_level)
+            if scale >= 1:
+                return sampled
+            return full_resolution_flows(sampled[-1], small_padder(size, scale, self.model.config.pad_multiple), size)
+
+        large = None
+        if first.probe_features is not None:  # ours: the motion probe (flow_resolution.py)
+            probe = sampled_at(resolution / 2, first.probe_features, second.probe_features, probe_generators)
+            large = motion_is_large(probe[2], resolution)
+        if large is not None and bool(large.all()):
+            flows = probe
         else:
-            sampled = sample(first.flow_features, second.flow_features, times, generators, self.steps_per_level)
-            size = tuple(first.images.shape[-2:])
-            small = small_padder(size, self.resolution_for(first.padder), self.model.config.pad_multiple)
-            flows = full_resolution_flows(sampled[-1], small, size)
+            flows = sampled_at(resolution, first.flow_features or first.features,
+                               second.flow_features or second.features, generators)
+            if large is not None and bool(large.any()):
+                flows = [torch.where(large.view(-1, 1, 1, 1), p, f) for p, f in zip(probe, flows)]
         if self.refinement is not None:  # ours: polish the 1/4 flow photometrically before synthesis
             flows = flows[:2] + [refine_flow(first.images, second.images, flows[2], times, self.refinement)]
         return flows

@@ -36,8 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution,
-                                         small_padder)
+from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, motion_is_large,
+                                         parse_flow_resolution, small_padder)
+from ..inference.interpolator import PROBE_SEED
 from ..inference.refinement import FlowRefinement, refine_flow
 from ..io.images import read_image
 from ..io.triplets import find_cases, find_image
@@ -59,14 +60,21 @@ def bucket_name(low: float, high: float) -> str:
 @torch.no_grad()
 def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int, seed: int = 0,
                resolution: float | None = 1.0) -> dict:
-    """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5; ``resolution`` None: by size."""
+    """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5; ``resolution`` None: ``auto``,
+    as inference: by size, halved for a pair whose motion probe (``motion_is_large``) finds large motion."""
     tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
     height, width = image0.shape[:2]
-    resolution = auto_resolution(height, width) if resolution is None else resolution
     multiple = model.config.pad_multiple
     padder = InputPadder(height, width, multiple)
     i0, i1 = padder.pad(tensor(image0)), padder.pad(tensor(image1))
     time = torch.tensor([0.5])
+    if resolution is None:
+        resolution = auto_resolution(height, width)
+        probe = model.sample_flows(model.encode(downscaled(i0, resolution / 2, multiple)),
+                                   model.encode(downscaled(i1, resolution / 2, multiple)), time,
+                                   torch.Generator().manual_seed(seed + PROBE_SEED))
+        probe = full_resolution_flows(probe[-1], small_padder(i0.shape[-2:], resolution / 2, multiple), i0.shape[-2:])
+        resolution = resolution / 2 if bool(motion_is_large(probe[2], resolution)[0]) else resolution
     features0, features1 = model.encode(i0), model.encode(i1)
     small = small_padder(i0.shape[-2:], resolution, multiple)
     flow_features = (features0, features1) if resolution >= 1 else \
