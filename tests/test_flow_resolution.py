@@ -136,3 +136,15 @@ def test_a_chosen_flow_resolution_runs_no_probe(tiny_model):
     for resolution, probed in ((None, True), (1.0, False), (0.5, False)):
         interpolator = Interpolator(tiny_model, torch.device("cpu"), torch.float32, flow_resolution=resolution)
         assert (interpolator.prepare(torch.zeros(1, 3, 72, 100)).probe_features is not None) == probed
+
+
+def test_the_probe_judges_only_the_flow_over_the_frames_not_their_padding():
+    from hfdinterp.inference.flow_resolution import content
+
+    padder = small_padder((100, 100), 0.5, 64)  # 50×50 content in a 64×64 padded frame: 7 px of padding each side
+    coarsest = torch.zeros(1, 4, 4, 4)  # its 1/16 level
+    assert content(coarsest, padder).shape[-2:] == (3, 3)
+    moving = torch.zeros(1, 4, 4, 4)
+    moving[:, 2:, 0, 0] = PROBE_MOTION  # one of the content's 9 pixels: 11 %, over the share; 1 of 16 is not
+    assert motion_is_large(content(moving, padder), 1.0).tolist() == [True]
+    assert motion_is_large(moving, 1.0).tolist() == [False]

@@ -84,8 +84,16 @@ def parse_flow_resolution(value: str | float | None) -> float | None:
     return resolution
 
 
-def motion_is_large(flow: torch.Tensor, resolution: float) -> torch.Tensor:
-    """(B,) bool: whether a bilateral flow (B, 4, h, w, full-resolution pixels) moves more than
-    ``PROBE_SHARE`` of its pixels by more than ``PROBE_MOTION`` pixels of frames scaled by ``resolution``."""
-    motion = (flow[:, 2:] - flow[:, :2]).float().norm(dim=1) * resolution  # |f_τ→1 − f_τ→0|, in the pass's pixels
+def motion_is_large(flow: torch.Tensor, scale: float) -> torch.Tensor:
+    """(B,) bool: whether a bilateral flow (B, 4, h, w) moves more than ``PROBE_SHARE`` of its pixels
+    by more than ``PROBE_MOTION`` pixels of the chosen flow pass; ``scale``: pixels of that pass per
+    pixel of ``flow`` (its resolution for a full-resolution flow, 2 for the probe's own)."""
+    motion = (flow[:, 2:] - flow[:, :2]).float().norm(dim=1) * scale  # |f_τ→1 − f_τ→0|
     return (motion > PROBE_MOTION).float().mean((1, 2)) > PROBE_SHARE
+
+
+def content(flow: torch.Tensor, padder: InputPadder) -> torch.Tensor:
+    """The part of a flow level (B, 4, h, w) on the grid of frames padded by ``padder`` that covers the frames."""
+    factor = (padder.height + padder.padding[2] + padder.padding[3]) // flow.shape[-2]
+    left, _, top, _ = padder.padding
+    return flow[..., top // factor:(top + padder.height) // factor or 1, left // factor:(left + padder.width) // factor or 1]

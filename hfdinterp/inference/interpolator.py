@@ -41,13 +41,34 @@ from ..model.weights import load_weights
 from .config import InferenceConfig
 from .devices import pick_device, pick_dtype
 from .ensemble import sample_both_ways
-from .flow_resolution import (auto_resolution, downscaled, full_resolution_flows, motion_is_large, parse_flow_resolution,
-                              small_padder)
+from .flow_resolution import (auto_resolution, content, downscaled, full_resolution_flows, motion_is_large,
+                              parse_flow_resolution, small_padder)
 from .host_memory import keep_freed_memory
 from .refinement import FlowRefinement, refine_flow
 from .registry import resolve_weights
 
 PROBE_SEED = 1_000_003  # added to a pair's seed for the motion probe's noise
+
+
+def _fresh(generators):
+    """Copies of the generators at their current state, so that two draws from them see the same noise."""
+    if generators is None:
+        return None
+    copies = []
+    for generator in generators:
+        copy = torch.Generator(device=generator.device)
+        copy.set_state(generator.get_state())
+        copies.append(copy)
+    return copies
+
+
+def probe_finds_large_motion(model: HFD, features0, features1, times: torch.Tensor, generators, steps_per_level,
+                             size: tuple[int, int], resolution: float) -> torch.Tensor:
+    """(B,) bool: the motion probe's verdict (flow_resolution.py) from the coarsest level of the pass
+    on the frames (padded ``size``) at half the flow ``resolution``, whose pyramids are ``features0/1``."""
+    coarsest = model.sample_flows(features0, features1, times, generators, steps_per_level, levels=1)[0]
+    probe_padder = small_padder(size, resolution / 2, model.config.pad_multiple)
+    return motion_is_large(content(coarsest, probe_padder), 2.0)  # the probe's pixels are two of the pass's
 
 
 @dataclass(frozen=True)
@@ -208,9 +229,11 @@ class Interpolator:
             return full_resolution_flows(sampled[-1], small_padder(size, scale, self.model.config.pad_multiple), size)
 
         large = None
-        if first.probe_features is not None:  # ours: the motion probe (flow_resolution.py)
-            probe = sampled_at(resolution / 2, first.probe_features, second.probe_features, probe_generators)
-            large = motion_is_large(probe[2], resolution)
+        if first.probe_features is not None:  # ours: the motion probe (flow_resolution.py), on its 1/16 level
+            large = probe_finds_large_motion(self.model, first.probe_features, second.probe_features, times,
+                                             _fresh(probe_generators), self.steps_per_level, size, resolution)
+            if bool(large.any()):  # the whole probe pass, its first level drawn again with the same noise
+                probe = sampled_at(resolution / 2, first.probe_features, second.probe_features, _fresh(probe_generators))
         if large is not None and bool(large.all()):
             flows = probe
         else:

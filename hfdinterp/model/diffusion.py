@@ -115,8 +115,10 @@ def sample_hierarchical(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     start_estimate: torch.Tensor | None = None,
+    levels: int | None = None,
 ) -> list[torch.Tensor]:
-    """Coarse-to-fine DDIM over the flow pyramid; returns each level's x̂_0 (scaled units, float32).
+    """Coarse-to-fine DDIM over the flow pyramid; returns each level's x̂_0 (scaled units, float32),
+    of the first ``levels`` levels only when given (the same values as the full run's first ones).
 
     1. x_T ~ N(0, I) at the coarsest level.
     2. Within a level: x̂_0 = denoise(x_t, t, ℓ, estimate), then a DDIM step to the next t.
@@ -132,7 +134,7 @@ def sample_hierarchical(
     x_t = gaussian(coarsest_shape, generator, device).to(dtype)
     estimate = torch.zeros_like(x_t) if start_estimate is None else start_estimate.to(device=x_t.device, dtype=dtype)
     x0_per_level = []
-    for level, timesteps in enumerate(schedule):
+    for level, timesteps in enumerate(schedule[:levels]):
         if level > 0:
             estimate = upsample_flow(x0_per_level[-1])
             noise = gaussian(tuple(estimate.shape), generator, device).to(dtype)

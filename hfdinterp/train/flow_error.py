@@ -36,9 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, motion_is_large,
-                                         parse_flow_resolution, small_padder)
-from ..inference.interpolator import PROBE_SEED
+from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution,
+                                         small_padder)
+from ..inference.interpolator import PROBE_SEED, probe_finds_large_motion
 from ..inference.refinement import FlowRefinement, refine_flow
 from ..io.images import read_image
 from ..io.triplets import find_cases, find_image
@@ -70,11 +70,11 @@ def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int,
     time = torch.tensor([0.5])
     if resolution is None:
         resolution = auto_resolution(height, width)
-        probe = model.sample_flows(model.encode(downscaled(i0, resolution / 2, multiple)),
-                                   model.encode(downscaled(i1, resolution / 2, multiple)), time,
-                                   torch.Generator().manual_seed(seed + PROBE_SEED))
-        probe = full_resolution_flows(probe[-1], small_padder(i0.shape[-2:], resolution / 2, multiple), i0.shape[-2:])
-        resolution = resolution / 2 if bool(motion_is_large(probe[2], resolution)[0]) else resolution
+        large = probe_finds_large_motion(model, model.encode(downscaled(i0, resolution / 2, multiple)),
+                                         model.encode(downscaled(i1, resolution / 2, multiple)), time,
+                                         [torch.Generator().manual_seed(seed + PROBE_SEED)], None,
+                                         tuple(i0.shape[-2:]), resolution)
+        resolution = resolution / 2 if bool(large[0]) else resolution
     features0, features1 = model.encode(i0), model.encode(i1)
     small = small_padder(i0.shape[-2:], resolution, multiple)
     flow_features = (features0, features1) if resolution >= 1 else \
