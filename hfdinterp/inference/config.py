@@ -18,7 +18,7 @@ class InferenceConfig:
     steps: int = 6  # DDIM steps in all, spread over the levels (the paper's 6)
     ensemble: bool = False  # also sample the time-reversed pair's flow and average the two
     refine_steps: int = FlowRefinement.steps  # test-time flow refinement, Adam steps at most; 0: off
-    flow_resolution: str | float = "auto"  # scale of the frames the flow is sampled on; auto: by frame size
+    flow_resolution: str | float = "auto"  # scale of the frames the flow is sampled on; auto: by frame size and motion
 
     def check(self) -> None:
         """The bounds that need no weights (the least number of steps is the model's number of levels)."""

@@ -291,7 +291,8 @@ def load_interpolator(weights: str | Path | None = None, device: str = "auto", p
     """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run.
 
     ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
-    ``flow_resolution``: scale of the frames the flow is sampled on ("auto": by frame size; 1: the paper).
+    ``flow_resolution``: scale of the frames the flow is sampled on ("auto": by frame size, halved for
+    pairs whose motion probe finds large motion; 1: the paper).
     """
     return load(InferenceConfig(weights, device, precision, steps, ensemble, refine_steps, flow_resolution))
 
