@@ -117,3 +117,19 @@ def test_the_textured_synthetic_dev_set_has_textured_backgrounds_and_seeds_of_it
     assert min(map(texture, sets["textured"])) > 3 * min(map(texture, sets["plain"]))
     first = lambda case: read_image(case / "i0.png").pixels  # noqa: E731
     assert not np.array_equal(first(sets["plain"][0]), first(sets["textured"][0]))  # other seeds
+
+
+def test_the_flow_table_with_auto_resolution_follows_the_motion_probe_as_inference_does():
+    from hfdinterp.inference.interpolator import PROBE_SEED
+    from hfdinterp.train.flow_error import case_flows
+
+    from .conftest import make_moving_model, moving_square
+
+    image0, image1 = moving_square(64, 96), moving_square(64, 96, shift=2)
+    for flow, switched in (((-1.0, 0.0, 1.0, 0.0), False), ((-40.0, 0.0, 40.0, 0.0), True)):
+        model = make_moving_model(flow)  # 64×96: auto is 1 by size; ±40 px at the probe's 0.5 is large
+        auto = case_flows(model, image0, image1, refine_steps=0, seed=3, resolution=None)
+        fixed = case_flows(model, image0, image1, refine_steps=0, seed=3 + PROBE_SEED if switched else 3,
+                           resolution=0.5 if switched else 1.0)
+        for name in ("1/16", "1/4", "output"):
+            assert torch.equal(auto[name], fixed[name])

@@ -74,7 +74,8 @@ def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int,
                                          model.encode(downscaled(i1, resolution / 2, multiple)), time,
                                          [torch.Generator().manual_seed(seed + PROBE_SEED)], None,
                                          tuple(i0.shape[-2:]), resolution)
-        resolution = resolution / 2 if bool(large[0]) else resolution
+        if bool(large[0]):  # as inference does: the probe's pass, with the probe's noise
+            resolution, seed = resolution / 2, seed + PROBE_SEED
     features0, features1 = model.encode(i0), model.encode(i1)
     small = small_padder(i0.shape[-2:], resolution, multiple)
     flow_features = (features0, features1) if resolution >= 1 else \
