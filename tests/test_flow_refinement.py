@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hfdinterp.inference import refinement as flow_refinement
 from hfdinterp.inference.refinement import FlowRefinement, refine_flow
 from hfdinterp.inference.interpolator import Interpolator
-from hfdinterp.model.warp import downsample_flow, warp_bilateral
+from hfdinterp.model.warp import as_bands, downsample_flow, upsample_flow, warp_bilateral
 from tests.conftest import moving_square
 
 
@@ -78,10 +78,49 @@ def test_the_batch_is_refined_at_once_not_pair_by_pair(monkeypatch):
     for batch in (1, 3):
         warps.clear()
         refine_flow(image0.expand(batch, -1, -1, -1), image1.expand(batch, -1, -1, -1),
-                    start.expand(batch, -1, -1, -1), torch.full((batch,), 0.5), FlowRefinement(steps=4))
-        assert len(warps) == 8  # two warps per step, whatever the batch
+                    start.expand(batch, -1, -1, -1), torch.full((batch,), 0.5), FlowRefinement(steps=5, warp_every=2))
+        assert len(warps) == 6  # both frames at steps 1, 3 and 5, whatever the batch
         if batch > 1:
-            assert warps == [batch] * 8  # one call for the batch (a single pair may come in bands)
+            assert warps == [batch] * 6  # one call for the batch (a single pair may come in bands)
+
+
+def test_between_warps_the_residual_is_the_warped_residual_to_first_order():
+    """Linearised at δ, the photometric residual w(I0) − w(I1) predicts a fresh warp's: exactly at δ,
+    and after a small step to within a few per cent of the change (the slopes are central differences,
+    the warp's own are bilinear cells); a wrong sign or scale of a slope would miss by the change itself."""
+    image0, image1, truth = shifted_pair(6)
+    start = downsample_flow(truth, 4)
+    start[:, 0] += 1.0
+    start[:, 2] -= 1.0
+    tau = torch.tensor([0.3])
+    direction = torch.randn(1, 2, *start.shape[-2:], generator=torch.Generator().manual_seed(1))
+    here = 0.5 * direction
+
+    def photometry_at(delta: torch.Tensor):
+        photometry = flow_refinement._Photometry(image0, image1, start, tau, 2)
+        photometry.linearise(delta)
+        return photometry
+
+    linearised = photometry_at(here)
+    assert torch.equal(linearised(here), photometry_at(here.clone())(here))
+    for step in (0.2, 0.05):
+        moved = as_bands(upsample_flow(step * direction, linearised.size), linearised.bands)
+        predicted = linearised.residual + linearised.slope_x * moved[:, 0:1] + linearised.slope_y * moved[:, 1:2]
+        actual = photometry_at(here + step * direction).residual
+        change = (actual - linearised.residual).abs().mean()
+        assert change > 1e-4
+        assert (predicted - actual).abs().mean() < 0.1 * change
+
+
+def test_the_written_out_gradient_of_the_linearised_loss_is_its_derivative():
+    generator = torch.Generator().manual_seed(2)
+    residual, slope_x, slope_y = (torch.randn(2, 3, 5, 6, generator=generator, dtype=torch.float64) * 0.1
+                                  for _ in range(3))
+    change = torch.randn(2, 2, 5, 6, generator=generator, dtype=torch.float64, requires_grad=True)
+    penalty = flow_refinement._LinearisedPenalty.apply
+    assert torch.autograd.gradcheck(lambda c: penalty(c, residual, slope_x, slope_y, 2), (change,))
+    direct = flow_refinement.robust_penalty(residual + slope_x * change[:, 0:1] + slope_y * change[:, 1:2])
+    assert torch.allclose(penalty(change, residual, slope_x, slope_y, 2), direct.mean((1, 2, 3)))
 
 
 def test_a_pair_whose_loss_stops_falling_stops_early_and_alone(monkeypatch):

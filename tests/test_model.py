@@ -141,6 +141,14 @@ def test_local_correlation_peaks_at_the_true_shift():
     assert correlation.shape == (1, 25, 12, 14) and correlation.max() <= 1 + 1e-5
 
 
+def test_unit_channels_is_f_normalize_even_for_a_zero_vector():
+    from hfdinterp.model.layers import unit_channels
+    x = torch.randn(2, 5, 3, 4, generator=torch.Generator().manual_seed(0))
+    x[0, :, 1, 2] = 0
+    assert torch.allclose(unit_channels(x), F.normalize(x, dim=1), atol=1e-7)
+    assert torch.equal(unit_channels(x)[0, :, 1, 2], torch.zeros(5))
+
+
 @pytest.mark.parametrize("radius", [1, 4])
 def test_local_correlation_equals_the_plain_loop_with_its_gradients(radius):
     """The channel-by-channel sum is the textbook loop over displacements, values and gradients."""

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DenoiserConfig
-from .layers import ResBlock, sinusoidal_embedding
+from .layers import ResBlock, sinusoidal_embedding, unit_channels
 from .levels import LEVELS
 from .warp import warp_bilateral
 
@@ -30,8 +30,8 @@ def local_correlation(feature0: torch.Tensor, feature1: torch.Tensor, radius: in
     per displacement, where the plain loop makes 2·(2r+1)² calls and writes and reads back 81 of
     them at r = 4 (3–4× slower on a busy CPU). The sum is in float32 whatever the input's dtype.
     """
-    feature0 = F.normalize(feature0, dim=1)
-    padded = F.pad(F.normalize(feature1, dim=1), (radius,) * 4)
+    feature0 = unit_channels(feature0)
+    padded = F.pad(unit_channels(feature1), (radius,) * 4)
     batch, channels, height, width = feature0.shape
     size = 2 * radius + 1
     windows = padded.unfold(2, height, 1).unfold(3, width, 1)  # (B, C, 2r+1, 2r+1, h, w), a view

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import unit_channels
 from .levels import LEVELS
 
 QUERY_CHUNK = 4096  # rows of the all-pairs similarity held at once: memory stays O(chunk · h · w)
@@ -40,8 +41,8 @@ def expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch
     over the 3×3 pixels around the best match, times the probability mass there (the confidence): a
     clear match gives its position, an ambiguous one shrinks towards zero motion."""
     batch, _, height, width = feature0.shape
-    queries = F.normalize(feature0.float(), dim=1).flatten(2).transpose(1, 2)  # (B, N, C)
-    keys = F.normalize(feature1.float(), dim=1).flatten(2)  # (B, C, N)
+    queries = unit_channels(feature0.float()).flatten(2).transpose(1, 2)  # (B, N, C)
+    keys = unit_channels(feature1.float()).flatten(2)  # (B, C, N)
     ys, xs = torch.meshgrid(torch.arange(height, device=feature0.device),
                             torch.arange(width, device=feature0.device), indexing="ij")
     offsets = torch.tensor([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], device=feature0.device)  # (9, 2)

@@ -31,6 +31,14 @@ class ResBlock(nn.Module):
         return x + self.conv2(self.act(h))
 
 
+def unit_channels(x: torch.Tensor) -> torch.Tensor:
+    """Each pixel's channel vector scaled to length 1: ``F.normalize(x, dim=1)`` (same eps, 1e-12).
+
+    Written as a sum of squares because PyTorch's CPU norm across the channels of an NCHW tensor
+    is a strided reduction about 20× slower (0.75 vs 0.036 ms for 24×64×128 on two threads)."""
+    return x * (x * x).sum(1, keepdim=True).clamp_min(1e-24).rsqrt()
+
+
 def sinusoidal_embedding(values: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """(B,) -> (B, dim) sin/cos features of a scalar per sample (diffusion step, target time)."""
     half = dim // 2

@@ -47,6 +47,15 @@ def from_bands(sampled: torch.Tensor, batch: int) -> torch.Tensor:
     return sampled.permute(1, 0, 2, 3).reshape(1, channels, bands * rows, width)
 
 
+def as_bands(tensor: torch.Tensor, bands: int) -> torch.Tensor:
+    """(B, C, h, w) viewed (not copied) in the layout ``grid_sample_bands`` returns for ``bands``
+    entries: (bands, C, h/bands, w) for one image, the tensor itself when ``bands`` is its batch."""
+    if bands == tensor.shape[0]:
+        return tensor
+    _, channels, height, width = tensor.shape
+    return tensor.reshape(channels, bands, height // bands, width).permute(1, 0, 2, 3)
+
+
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Sample ``image`` at ``x + flow(x)``: (B, C, H, W), (B, 2, H, W) -> (B, C, H, W)."""
     _, _, height, width = image.shape
