@@ -141,6 +141,14 @@ def test_local_correlation_peaks_at_the_true_shift():
     assert correlation.shape == (1, 25, 12, 14) and correlation.max() <= 1 + 1e-5
 
 
+def test_a_split_convolution_is_the_convolution_of_the_concatenation():
+    from hfdinterp.model.synthesizer import split_conv
+    generator = torch.Generator().manual_seed(3)
+    layer = torch.nn.Conv2d(7, 5, 3, 1, 1)
+    features, extra = torch.randn(2, 5, 6, 8, generator=generator), torch.randn(2, 2, 6, 8, generator=generator)
+    assert torch.allclose(split_conv(layer, features, extra), layer(torch.cat((features, extra), 1)), atol=1e-6)
+
+
 def test_unit_channels_is_f_normalize_even_for_a_zero_vector():
     from hfdinterp.model.layers import unit_channels
     x = torch.randn(2, 5, 3, 4, generator=torch.Generator().manual_seed(0))

@@ -11,6 +11,7 @@ output with Catmull–Rom interpolation (ours: bilinear sampling blurs every fra
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import SynthesizerConfig
@@ -19,16 +20,28 @@ from .levels import LEVELS
 from .warp import upsample_flow, warp_bilateral
 
 
+def split_conv(layer: nn.Conv2d, features: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+    """``layer(cat(features, extra))`` as two convolutions, its weights split along the input channels.
+
+    The same values, but the features keep a channel count that oneDNN's CPU kernels handle well
+    (16, 48, …) instead of 52: at 1/2 resolution 48 + 4 channels measured ~2 ms faster than 52, for
+    each of the two convolutions there (two threads)."""
+    split = features.shape[1]
+    return (F.conv2d(features, layer.weight[:, :split], layer.bias, layer.stride, layer.padding)
+            + F.conv2d(extra, layer.weight[:, split:], None, layer.stride, layer.padding))
+
+
 class DecoderLevel(nn.Module):
-    """Fuse [upsampled decoder features, warped F0, warped F1, flow] and upsample ×2."""
+    """Fuse [upsampled decoder features, warped F0, warped F1 | flow (, τ)] and upsample ×2."""
 
     def __init__(self, in_channels: int, width: int, out_channels: int, out_extra: int = 0):
         super().__init__()
         self.fuse = nn.Sequential(conv(in_channels, width), conv(width, width), conv(width, width))
         self.up = nn.ConvTranspose2d(width, out_channels + out_extra, 4, 2, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.fuse(x))
+    def forward(self, features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        (first, activation), rest = self.fuse[0], self.fuse[1:]
+        return self.up(rest(activation(split_conv(first, features, flow))))
 
 
 class Synthesizer(nn.Module):
@@ -49,10 +62,11 @@ class Synthesizer(nn.Module):
             layer.weight.data.mul_(0.1)
 
     def _inputs(self, decoder, features0, features1, entry: int, flow):
-        """[decoder features,] both frames' features at pyramid ``entry`` warped by ``flow``, and the flow."""
+        """[decoder features,] both frames' features at pyramid ``entry`` warped by ``flow``; and the
+        flow, in the diffusion's units (kept apart: ``split_conv``)."""
         warped0, warped1 = warp_bilateral(features0[entry], features1[entry], flow, LEVELS.scales[entry])
-        parts = [warped0, warped1, flow / self.flow_scale]
-        return torch.cat(parts if decoder is None else [decoder] + parts, dim=1)
+        parts = [warped0, warped1]
+        return torch.cat(parts if decoder is None else [decoder] + parts, dim=1), flow / self.flow_scale
 
     def forward(
         self,
@@ -67,13 +81,13 @@ class Synthesizer(nn.Module):
         time_map = time.to(flows[0].dtype).view(-1, 1, 1, 1).expand(-1, 1, *flows[0].shape[-2:])
         x = None
         for level, (decoder, flow) in enumerate(zip((self.level16, self.level8, self.level4), flows)):
-            inputs = self._inputs(x, features0, features1, LEVELS.entry(level), flow)
-            x = decoder(inputs if level else torch.cat((inputs, time_map), 1))  # (B, d, 2h, 2w): 1/8, 1/4, 1/2
+            features, flow_input = self._inputs(x, features0, features1, LEVELS.entry(level), flow)
+            x = decoder(features, flow_input if level else torch.cat((flow_input, time_map), 1))  # 1/8, 1/4, 1/2
 
         half = 0  # the pyramid entry at 1/2, below the diffusion levels
         flow2 = upsample_flow(flows[-1])
-        flow2 = flow2 + self.flow_scale * self.level2_flow(self._inputs(x, features0, features1, half, flow2))
-        out = self.level2(self._inputs(x, features0, features1, half, flow2))  # (B, 8, H, W)
+        flow2 = flow2 + self.flow_scale * split_conv(self.level2_flow, *self._inputs(x, features0, features1, half, flow2))
+        out = self.level2(*self._inputs(x, features0, features1, half, flow2))  # (B, 8, H, W)
 
         flow = upsample_flow(flow2) + self.flow_scale * out[:, 0:4]  # (B, 4, H, W), f_τ→0 and f_τ→1
         mask = torch.sigmoid(out[:, 4:5])
