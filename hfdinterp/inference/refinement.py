@@ -60,6 +60,10 @@ class FlowRefinement:
     settle: float = 5e-3  # a pair stops when its loss fell by less than this fraction since the last look; 0: never
     warp_every: int = 4  # steps between two warps of the frames, linearised in between; 1: every step
 
+    def __post_init__(self):
+        if self.warp_every < 1:
+            raise ValueError(f"warp_every must be 1 or more, got {self.warp_every}")
+
 
 def robust_penalty(difference: torch.Tensor) -> torch.Tensor:
     """ρ(x) = √(x² + 10⁻⁶), the Charbonnier penalty of classical optical flow (a smooth |x|)."""
@@ -177,15 +181,15 @@ def refine_flow(image0: torch.Tensor, image1: torch.Tensor, flow: torch.Tensor, 
         # Clones turn inference-mode tensors into ordinary ones that autograd may save.
         start = flow.detach().float().clone()
         tau = time.detach().float().clone().to(flow.device).view(-1, 1, 1, 1)
-        photometric_loss = _Photometry(image0.clone(), image1.clone(), start, tau, settings.image_scale)
+        photometry = _Photometry(image0.clone(), image1.clone(), start, tau, settings.image_scale)
         delta = torch.zeros(batch, 2, *start.shape[-2:], device=flow.device, requires_grad=True)
         moment, second = torch.zeros_like(delta), torch.zeros_like(delta)
         active = torch.ones(batch, 1, 1, 1, device=flow.device)  # 1 while a pair still refines
         previous = None
         for step in range(1, settings.steps + 1):
             if (step - 1) % settings.warp_every == 0:
-                photometric_loss.linearise(delta.detach())
-            photometric = photometric_loss(delta)  # (B,)
+                photometry.linearise(delta.detach())
+            photometric = photometry(delta)  # (B,)
             # Summed over the batch so that every pair's gradient is its own.
             loss = (photometric + settings.smoothness * total_variation(delta)).sum()
             (gradient,) = torch.autograd.grad(loss, delta)
