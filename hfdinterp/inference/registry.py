@@ -38,8 +38,8 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     entry.name: entry
     for entry in (
         KnownWeights(
-            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.5.0", filename="hfd-small.safetensors",
-            sha256="998366ce165b74fdb39e83ef33c2a31d3fdd123f65541254942e842aed0aea89", size=3934536,
+            name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.6.0", filename="hfd-small.safetensors",
+            sha256="9c01aa5ec446ee84a36ba9db983b6fd3f974b60a107a387dd75eb5fb573448b8", size=3934656,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
