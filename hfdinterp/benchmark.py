@@ -60,8 +60,13 @@ def measure(command: list[str]) -> dict:
     return result
 
 
+MIN_CLIP_FRAMES = 4  # two kept frames and the one dropped between them, at the least
+
+
 def decode(path: Path, limit: int | None = None) -> tuple[list[np.ndarray], Fraction]:
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise SystemExit(f"{path}: no video stream")
         stream = container.streams.video[0]
         frames = []
         for frame in container.decode(stream):
@@ -223,6 +228,8 @@ def clip_benchmark(args: argparse.Namespace) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="hfdinterp-bench-"))
     frames, rate = decode(args.clip, args.frames)
+    if len(frames) < MIN_CLIP_FRAMES:  # the even frames are interpolated and compared with the odd ones
+        raise SystemExit(f"{args.clip}: the video benchmark needs at least {MIN_CLIP_FRAMES} frames, got {len(frames)}")
     source = work / "source.mkv"
     write_frames(source, frames, rate)
     height, width = frames[0].shape[:2]

@@ -131,6 +131,11 @@ def test_pair_benchmark_without_rife_says_why_in_one_line(monkeypatch, capsys, t
     assert [line.split()[0] for line in out[2:-1]] == ["hfdinterp"]
 
 
+def test_video_benchmark_on_too_few_frames_is_one_clear_line(clip, tiny_weights):
+    with pytest.raises(SystemExit, match="needs at least 4 frames, got 2"):
+        benchmark.main([str(clip), "--frames", "2", "--weights", tiny_weights])
+
+
 def test_synthetic_pair_is_the_size_asked_for_and_moves():
     image0, image1 = benchmark.synthetic_pair(70, 40)
     assert image0.shape == image1.shape == (40, 70, 3) and 0 <= image0.min() and image0.max() <= 1
