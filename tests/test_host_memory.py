@@ -34,9 +34,9 @@ def probe(mode: str, env: dict | None = None) -> tuple[str, int]:
 def test_a_freed_frame_sized_tensor_is_reused_without_page_faults():
     _, untuned_faults = probe("plain")
     assert untuned_faults > 30_000  # measured 55,000–100,000: fresh pages for the frame-sized tensors
-    # Tuned: measured 3–400 faults, but once in a few runs ~8,000, when the kernel reclaimed some of
-    # the kept heap between pairs (this VM runs DAMON's proactive reclaim, kdamond). The OS can only
-    # add faults, so the best of three runs is what the setting itself does.
+    # Tuned: measured 3–5,000 faults, once ~8,000: now and then pages of the kept heap fault again
+    # (probably the kernel reclaiming them between pairs; this VM runs DAMON's kdamond). The OS can
+    # only add faults, so the best of three runs is what the setting itself does.
     tuned = []
     for _ in range(3):
         changed, faults = probe("tuned")

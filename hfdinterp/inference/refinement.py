@@ -127,21 +127,22 @@ class _Photometry:
 
     def linearise(self, delta: torch.Tensor) -> None:
         moved = upsample_flow(delta, self.size)  # (B, 2, H/s, W/s)
-        value, slope_x, slope_y = [], 0, 0
-        for stack, position, shift in zip(self.stacks, self.positions, self.shifts):
-            grid = _grid(torch.addcmul(position, shift, moved))  # (B, H/s, W/s, 2)
-            sampled = grid_sample_bands(stack, grid)  # (bands, 3C, H/s/bands, W/s)
-            bands = len(sampled)
-            inside = (grid.abs() <= self.last_centre).to(sampled.dtype)  # (B, H/s, W/s, 2)
-            inside = inside.reshape(bands, -1, *inside.shape[-2:]).permute(0, 3, 1, 2)  # (bands, 2, ., .)
-            gain = shift * inside  # in bands only a single pair: its shift is one number
-            colour, along_x, along_y = sampled.chunk(3, dim=1)
-            sign = 1 if not value else -1  # the residual is w(I0) − w(I1)
-            value.append(colour)
-            slope_x = slope_x + sign * gain[:, 0:1] * along_x
-            slope_y = slope_y + sign * gain[:, 1:2] * along_y
-        self.residual, self.slope_x, self.slope_y = value[0] - value[1], slope_x, slope_y
-        self.bands, self.moved = bands, as_bands(moved, bands)
+        (colour0, x0, y0), (colour1, x1, y1) = (self._warped(stack, position, shift, moved)
+                                                for stack, position, shift in zip(self.stacks, self.positions, self.shifts))
+        self.residual, self.slope_x, self.slope_y = colour0 - colour1, x0 - x1, y0 - y1  # of w(I0) − w(I1)
+        self.bands = len(colour0)
+        self.moved = as_bands(moved, self.bands)
+
+    def _warped(self, stack: torch.Tensor, position: torch.Tensor, shift: torch.Tensor, moved: torch.Tensor):
+        """One frame warped to where ``moved`` (the upsampled δ) puts it, in bands: its colour, and how
+        that changes per δ pixel along x and along y (zero where the border clamps the sample)."""
+        grid = _grid(torch.addcmul(position, shift, moved))  # (B, H/s, W/s, 2)
+        sampled = grid_sample_bands(stack, grid)  # (bands, 3C, H/s/bands, W/s)
+        inside = (grid.abs() <= self.last_centre).to(sampled.dtype)  # (B, H/s, W/s, 2)
+        inside = inside.reshape(len(sampled), -1, *inside.shape[-2:]).permute(0, 3, 1, 2)  # (bands, 2, ., .)
+        gain = shift * inside  # in bands only a single pair: its shift is one number
+        colour, along_x, along_y = sampled.chunk(3, dim=1)
+        return colour, gain[:, 0:1] * along_x, gain[:, 1:2] * along_y
 
     def __call__(self, delta: torch.Tensor) -> torch.Tensor:
         change = as_bands(upsample_flow(delta, self.size), self.bands) - self.moved
