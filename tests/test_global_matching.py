@@ -82,12 +82,14 @@ def test_global_matching_is_a_config_field_old_files_load_without_it():
     assert not any(k.startswith("matcher.") for k in HFD(HFDConfig.from_json(json.dumps(raw))).state_dict())
 
 
-def test_the_global_matching_stage_trains_the_matcher_and_nothing_else():
+@pytest.mark.parametrize("layers", [0, 1])
+def test_the_global_matching_stage_trains_the_matcher_and_nothing_else(layers):
     """On translating textures the matcher's all-pairs matching loss falls; no other part moves."""
     from hfdinterp.train.stages import STAGE_LOSSES, STAGES
 
     config = dataclasses.replace(PRESETS["tiny"], denoiser=dataclasses.replace(PRESETS["tiny"].denoiser,
-                                                                              global_matching=True))
+                                                                              global_matching=True,
+                                                                              matching_layers=layers))
     torch.manual_seed(0)
     model = HFD(config)
     for name, module in model.named_children():
@@ -115,3 +117,41 @@ def test_the_global_matching_stage_trains_the_matcher_and_nothing_else():
         for a, b in zip(getattr(model, name).parameters(), getattr(untouched, name).parameters()):
             assert torch.equal(a, b)
     assert not torch.equal(model.matcher.head[0].weight, untouched.matcher.head[0].weight)
+    if layers:  # the zero-initialised output projections learn too
+        assert model.matcher.layers[0].cross_out.weight.abs().max() > 0
+
+
+def _with_layers(config, layers):
+    return dataclasses.replace(config, denoiser=dataclasses.replace(config.denoiser, global_matching=True,
+                                                                    matching_layers=layers))
+
+
+def test_new_transformer_layers_start_as_the_identity_and_old_files_load_without_them():
+    """A matcher trained without layers gives the same prior once layers are added; files written
+    before the field have none."""
+    torch.manual_seed(0)
+    plain, layered = HFD(_with_layers(PRESETS["tiny"], 0)).eval(), HFD(_with_layers(PRESETS["tiny"], 2)).eval()
+    missing, unexpected = layered.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("matcher.layers.") for k in missing)
+    image0, image1, time = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96), torch.tensor([0.5])
+    with torch.no_grad():
+        features0, features1 = plain.encode(image0), plain.encode(image1)
+        assert torch.equal(plain.matcher(features0, features1, time), layered.matcher(features0, features1, time))
+    raw = json.loads(_with_layers(PRESETS["small"], 2).to_json())
+    del raw["denoiser"]["matching_layers"]
+    assert HFDConfig.from_json(json.dumps(raw)).denoiser.matching_layers == 0
+
+
+def test_with_layers_each_frames_match_features_depend_on_the_other_frame_and_are_symmetric():
+    torch.manual_seed(0)
+    model = HFD(_with_layers(PRESETS["tiny"], 1)).eval()
+    for parameter in model.matcher.layers.parameters():  # past the identity start
+        torch.nn.init.normal_(parameter, std=0.3)
+    a, b, c = (model.encode(torch.rand(1, 3, 64, 96)) for _ in range(3))
+    with torch.no_grad():
+        ab0, ab1 = model.matcher.pair_features(a, b)
+        ac0, _ = model.matcher.pair_features(a, c)
+        ba0, ba1 = model.matcher.pair_features(b, a)
+    assert not torch.allclose(ab0, ac0)  # frame a's features saw frame b, or c
+    assert torch.allclose(ab0, ba1, atol=1e-6) and torch.allclose(ab1, ba0, atol=1e-6)  # same layers both ways
+

@@ -25,6 +25,9 @@ class DenoiserConfig:
     # Ours: all-pairs matching at 1/16 gives the coarsest level its starting estimate (global_matching.py);
     # False is the paper's plain variant (and what files written before 0.6 hold).
     global_matching: bool = False
+    # Ours: GMFlow-style transformer layers (self-attention in each frame, cross-attention to the other)
+    # on the matcher's features before the all-pairs match; 0: the matcher's convolutional head alone.
+    matching_layers: int = 0
 
 
 @dataclass(frozen=True)

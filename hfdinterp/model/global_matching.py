@@ -15,7 +15,9 @@ The encoder's 1/16 features were trained for the synthesizer and for *local* mat
 across the whole frame they match no better than zero motion (measured on the large-motion dev
 set). So the matcher has its own small head that turns the encoder's 1/8 and 1/16 features into
 matching features, trained by its own stage (``train.stages``: ``global_matching``) with a
-contrastive loss over all pixels, without touching the rest of the network.
+contrastive loss over all pixels, without touching the rest of the network. With
+``DenoiserConfig.matching_layers`` the head's features then pass GMFlow's transformer (self-attention
+within each frame, cross-attention to the other), so a pixel's match feature knows the whole frame.
 """
 
 from __future__ import annotations
@@ -76,16 +78,64 @@ def global_bilateral_prior(feature0: torch.Tensor, feature1: torch.Tensor, time:
     return torch.cat((to0, to1), 1)
 
 
+def sine_positions(dim: int, height: int, width: int, device) -> torch.Tensor:
+    """DETR/GMFlow's 2D sine position encoding: (1, height·width, dim), half the channels for y, half for x."""
+    quarter = dim // 4
+    frequencies = 1.0 / (10000 ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter))
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    angles_y, angles_x = ys.flatten()[:, None] * frequencies, xs.flatten()[:, None] * frequencies
+    encoding = torch.cat((angles_y.sin(), angles_y.cos(), angles_x.sin(), angles_x.cos()), -1)
+    return F.pad(encoding, (0, dim - encoding.shape[-1]))[None]
+
+
+class MatchingLayer(nn.Module):
+    """One of GMFlow's transformer layers: self-attention within a frame, cross-attention to the other
+    frame, a feed-forward; pre-norm and residual. Positions enter the queries and keys only (as in
+    DETR), and the output projections start at zero, so a new layer is the identity and a trained
+    convolutional head keeps its matches."""
+
+    def __init__(self, dim: int, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(4))
+        self.self_qk, self.self_v, self.self_out = nn.Linear(dim, 2 * dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.cross_q, self.cross_k, self.cross_v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.cross_out = nn.Linear(dim, dim)
+        self.feed_forward = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        for projection in (self.self_out, self.cross_out, self.feed_forward[-1]):
+            nn.init.zeros_(projection.weight)
+            nn.init.zeros_(projection.bias)
+
+    def _attend(self, queries, keys, values):
+        """(B, N, C) each -> (B, N, C); memory-efficient attention, ``heads`` heads."""
+        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, heads, N, C/heads)
+        return F.scaled_dot_product_attention(split(queries), split(keys), split(values)).transpose(1, 2).flatten(2)
+
+    def forward(self, tokens: torch.Tensor, other: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``tokens`` (B, N, C) of one frame, ``other`` (B, N, C) of the other, ``positions`` (1, N, C)
+        -> (B, N, C)."""
+        normed = self.norms[0](tokens)
+        q, k = self.self_qk(normed + positions).chunk(2, -1)
+        tokens = tokens + self.self_out(self._attend(q, k, self.self_v(normed)))
+        normed, theirs = self.norms[1](tokens), self.norms[2](other)
+        attended = self._attend(self.cross_q(normed + positions), self.cross_k(theirs + positions), self.cross_v(theirs))
+        tokens = tokens + self.cross_out(attended)
+        return tokens + self.feed_forward(self.norms[3](tokens))
+
+
 class GlobalMatcher(nn.Module):
     """Matching features from the encoder's 1/8 and 1/16 features, and the bilateral prior at 1/16."""
 
-    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64):
+    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64, layers: int = 0):
         super().__init__()
         self.head = nn.Sequential(
             nn.Conv2d(width_eighth + width_sixteenth, 2 * dim, 3, 1, 1), nn.SiLU(),
             nn.Conv2d(2 * dim, 2 * dim, 3, 1, 1), nn.SiLU(),
             nn.Conv2d(2 * dim, dim, 1),
         )
+        # Ours, as GMFlow: each frame's features see the whole frame and the other frame before matching.
+        self.layers = nn.ModuleList(MatchingLayer(dim) for _ in range(layers))
         # Sharpness of the match distribution (cosine similarity × scale), learned in log space so it
         # can move by orders of magnitude.
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
@@ -95,14 +145,22 @@ class GlobalMatcher(nn.Module):
         return self.log_scale.exp()
 
     def features(self, eighth: torch.Tensor, sixteenth: torch.Tensor) -> torch.Tensor:
-        """(B, C8, 2h, 2w), (B, C16, h, w) -> (B, dim, h, w)."""
+        """(B, C8, 2h, 2w), (B, C16, h, w) -> (B, dim, h, w): one frame's, before the transformer."""
         return self.head(torch.cat((F.avg_pool2d(eighth, 2), sixteenth), 1))
 
     def forward(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor], time: torch.Tensor) -> torch.Tensor:
         """The bilateral prior (B, 4, h, w) at 1/16, full-resolution pixels, from the encoder pyramids."""
-        return global_bilateral_prior(self.pyramid_features(pyramid0), self.pyramid_features(pyramid1), time,
-                                      self.scale, LEVELS.scale(0))
+        return global_bilateral_prior(*self.pair_features(pyramid0, pyramid1), time, self.scale, LEVELS.scale(0))
 
-    def pyramid_features(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
-        """Matching features at the coarsest level from a frame's encoder pyramid (its 1/8 and 1/16 entries)."""
-        return self.features(pyramid[LEVELS.coarsest - 1], pyramid[LEVELS.coarsest])
+    def pair_features(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both frames' matching features at the coarsest level (B, dim, h, w), from their encoder
+        pyramids (the 1/8 and 1/16 entries); with ``layers``, each frame has looked at the other."""
+        match0, match1 = (self.features(p[LEVELS.coarsest - 1], p[LEVELS.coarsest]) for p in (pyramid0, pyramid1))
+        if not self.layers:
+            return match0, match1
+        batch, dim, height, width = match0.shape
+        positions = sine_positions(dim, height, width, match0.device).to(match0.dtype)
+        tokens0, tokens1 = (m.flatten(2).transpose(1, 2) for m in (match0, match1))  # (B, N, dim)
+        for layer in self.layers:
+            tokens0, tokens1 = layer(tokens0, tokens1, positions), layer(tokens1, tokens0, positions)
+        return tuple(t.transpose(1, 2).reshape(batch, dim, height, width) for t in (tokens0, tokens1))

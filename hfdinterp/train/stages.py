@@ -211,8 +211,7 @@ def _global_matching_terms(model: HFD, batch: dict, features0, features1):
     """The matcher's own loss: all-pairs contrastive matching both ways at 1/16, plus the L1 between
     its bilateral prior and the true 1/16 flow (scaled units)."""
     matcher, scale = model.matcher, model.config.diffusion.flow_scale
-    match0 = matcher.pyramid_features(features0)  # (B, dim, h, w) at 1/16
-    match1 = matcher.pyramid_features(features1)
+    match0, match1 = matcher.pair_features(features0, features1)  # (B, dim, h, w) at 1/16
     true = true_flow_pyramid(batch["flow"])[0]  # (B, 4, h, w), full-resolution pixels
     to0, to1 = true[:, :2] / LEVELS.scale(0), true[:, 2:] / LEVELS.scale(0)  # feature pixels
     # The point seen at x in the frame at τ is at x + f_τ→0 in I0 and at x + f_τ→1 in I1: its features
