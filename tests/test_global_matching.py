@@ -155,3 +155,35 @@ def test_with_layers_each_frames_match_features_depend_on_the_other_frame_and_ar
     assert not torch.allclose(ab0, ac0)  # frame a's features saw frame b, or c
     assert torch.allclose(ab0, ba1, atol=1e-6) and torch.allclose(ab1, ba0, atol=1e-6)  # same layers both ways
 
+
+
+def test_a_match_without_a_clear_peak_gives_no_motion():
+    """Two equally good candidates far apart: under half the mass lies near either, so no motion."""
+    queries = torch.zeros(1, 2, 1, 9)
+    queries[0, 0] = 1.0  # every query pixel is the same feature
+    keys = torch.zeros(1, 2, 1, 9)
+    keys[0, 1] = 1.0
+    keys[0, :, 0, 1] = torch.tensor([1.0, 0.0])  # two exact copies of it, at x = 1 and x = 7
+    keys[0, :, 0, 7] = torch.tensor([1.0, 0.0])
+    motion = expected_motion(queries, keys, torch.tensor(50.0))
+    assert motion.abs().max() == 0
+    keys[0, :, 0, 7] = torch.tensor([0.0, 1.0])  # one copy left: a clear match, kept
+    assert (expected_motion(queries, keys, torch.tensor(50.0))[0, 0, 0] - (1 - torch.arange(9.0))).abs().max() < 0.01
+
+
+def test_motion_that_aligns_no_better_than_standing_still_is_dropped():
+    """A pattern repeating every 4 px: a jump of one period aligns exactly as well as zero motion, so
+    it is not kept; a true shift of a random pattern is."""
+    from hfdinterp.model.global_matching import aligns_better
+
+    stripes = torch.cos(torch.arange(24.0) * torch.pi / 2).expand(1, 1, 8, 24)
+    periodic = torch.cat((stripes, torch.sin(torch.arange(24.0) * torch.pi / 2).expand(1, 1, 8, 24)), 1)
+    jump = torch.zeros(1, 4, 8, 24)
+    jump[:, 2] = 4.0  # f_τ→1 = one period right: the same features as standing still
+    assert not aligns_better(periodic, periodic, jump)[..., 2:-6].any()
+    torch.manual_seed(0)
+    texture = torch.randn(1, 8, 8, 24)
+    moved = torch.roll(texture, -4, dims=3)  # I1 shows it 4 px left: f_τ→0 = +2, f_τ→1 = −2
+    shift = torch.zeros(1, 4, 8, 24)
+    shift[:, 0], shift[:, 2] = 2.0, -2.0
+    assert aligns_better(texture, moved, shift)[..., 4:-4].all()
