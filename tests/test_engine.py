@@ -149,3 +149,21 @@ def test_rife_row_is_skipped_without_weights_and_fetches_nothing(tmp_path, monke
     (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
     teacher, why_not = benchmark.load_rife(tmp_path / "bad.pkl")
     assert teacher is None and why_not.startswith("RIFE row skipped")
+
+
+def test_the_benchmarks_clips_read_back_alike_in_hfdinterp_and_in_its_scoring(tmp_path):
+    """At 720 lines an untagged file is BT.709 to hfdinterp (and to players) but BT.601 to PyAV's
+    plain conversion, the scorer's: the benchmark's own files are tagged, so both read the same."""
+    from hfdinterp.io.source import VideoSource
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(30, 226, size=(4, 1, 1, 3))
+    frames = [np.broadcast_to(c, (720, 32, 3)).astype(np.uint8).copy() for c in colours]  # saturated flat colours
+    path = tmp_path / "clip.mkv"
+    benchmark.write_frames(path, frames, rate=__import__("fractions").Fraction(24))
+    scored, _ = benchmark.decode(path)
+    with VideoSource(path, with_streams=False) as source:
+        read = [item.pixels for item in source.items()]
+    for mine, theirs, truth in zip(read, scored, frames):
+        assert np.abs(mine.astype(int) - theirs).max() <= 1
+        assert np.abs(theirs.astype(int) - truth).max() <= 2
