@@ -74,7 +74,7 @@ def test_the_sampler_starts_the_coarsest_level_from_the_prior():
 
 
 def test_global_matching_is_a_config_field_old_files_load_without_it():
-    assert PRESETS["base"].denoiser.global_matching and not PRESETS["small"].denoiser.global_matching
+    assert PRESETS["base"].denoiser.global_matching and PRESETS["small"].denoiser.global_matching
     raw = json.loads(PRESETS["base"].to_json())
     del raw["denoiser"]["global_matching"]  # a weights file written before 0.6
     assert HFDConfig.from_json(json.dumps(raw)).denoiser.global_matching is False

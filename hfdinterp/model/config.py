@@ -83,9 +83,9 @@ def _tuples(section: dict) -> dict:
 
 
 PRESETS: dict[str, HFDConfig] = {
-    # Meant for a CPU: what ships in weights/ and what every command uses by default.
-    # Global matching stays off here until weights trained with it beat the shipped ones (weights/README.md).
-    "small": HFDConfig(),
+    # Meant for a CPU: what ships in weights/ and what every command uses by default. With the global
+    # matcher since the bundled file has one (weights/README.md, "Global matching on the bundled file").
+    "small": HFDConfig(denoiser=DenoiserConfig(global_matching=True)),
     # Sized like the paper's model (IFRNet-like encoder widths, a wider shared U-Net).
     "base": HFDConfig(
         encoder=EncoderConfig(widths=(32, 48, 72, 96)),
