@@ -37,7 +37,7 @@ def test_chunked_queries_give_the_same_motion(monkeypatch):
     torch.manual_seed(1)
     a, b = torch.randn(2, 8, 9, 11), torch.randn(2, 8, 9, 11)
     whole = expected_motion(a, b, torch.tensor(12.0))
-    monkeypatch.setattr(gm, "QUERY_CHUNK", 7)
+    monkeypatch.setattr(gm, "SIMILARITY_BLOCK", 7 * 2 * 9 * 11)  # 7 query rows at a time
     assert torch.allclose(expected_motion(a, b, torch.tensor(12.0)), whole, atol=1e-6)
 
 

@@ -32,7 +32,9 @@ from .layers import unit_channels
 from .warp import backward_warp
 from .levels import LEVELS
 
-QUERY_CHUNK = 4096  # rows of the all-pairs similarity held at once: memory stays O(chunk · h · w)
+# Entries of the all-pairs similarity held at once (B · rows · h · w): 2²⁴ floats are 64 MiB, so a
+# 4K frame's 1/16 (32,400 pixels at flow resolution 1) takes 517 rows at a time instead of all.
+SIMILARITY_BLOCK = 2 ** 24
 # A match with less of its probability mass than this in the 3×3 pixels around its peak gives no
 # motion at all. Measured with the bundled denoiser and gm2's matcher (weights/README.md, "Global
 # matching"): 0.3 kept middlebury's loss (−0.23 dB), 0.7 lost large motion; 0.5 is between.
@@ -55,8 +57,9 @@ def expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch
                             torch.arange(width, device=feature0.device), indexing="ij")
     offsets = torch.tensor([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], device=feature0.device)  # (9, 2)
     matched = []
-    for start in range(0, queries.shape[1], QUERY_CHUNK):
-        weights = torch.softmax(queries[:, start:start + QUERY_CHUNK] @ keys * scale.float(), dim=-1)  # (B, n, N)
+    rows = max(1, SIMILARITY_BLOCK // (batch * height * width))
+    for start in range(0, queries.shape[1], rows):
+        weights = torch.softmax(queries[:, start:start + rows] @ keys * scale.float(), dim=-1)  # (B, n, N)
         best = weights.argmax(-1)  # (B, n)
         y = (best // width)[..., None] + offsets[:, 0]  # (B, n, 9)
         x = (best % width)[..., None] + offsets[:, 1]
