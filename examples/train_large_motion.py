@@ -34,7 +34,8 @@ from hfdinterp.train.trainer import export, train_stages
 from hfdinterp.model.weights import load_weights
 
 
-def upgraded_start(init: str, out: Path, global_matching: bool = True, matching_layers: int = 0) -> str:
+def upgraded_start(init: str, out: Path, global_matching: bool = True, matching_layers: int = 0,
+                   matching_stride: int = 16) -> str:
     """A checkpoint (the trainer's format) of ``init``'s weights in the small preset's architecture,
     with the global matcher (and ``matching_layers`` transformer layers in it) added, at its initial
     values where ``init`` has none, unless ``global_matching`` is False."""
@@ -45,7 +46,8 @@ def upgraded_start(init: str, out: Path, global_matching: bool = True, matching_
     small = PRESETS["small"]
     model = HFD(dataclasses.replace(small, synthesizer=old.config.synthesizer,
                                     denoiser=dataclasses.replace(small.denoiser, global_matching=global_matching,
-                                                                 matching_layers=matching_layers)))
+                                                                 matching_layers=matching_layers,
+                                                                 matching_stride=matching_stride)))
     missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
     if unexpected or any(not name.startswith("matcher.") for name in missing):
         raise SystemExit(f"{init}: cannot upgrade (missing {missing}, unexpected {unexpected})")
@@ -64,6 +66,8 @@ def main() -> None:
     parser.add_argument("--global-matching", type=int, default=1500)
     parser.add_argument("--matching-layers", type=int, default=0,
                         help="transformer layers in the global matcher (DenoiserConfig.matching_layers)")
+    parser.add_argument("--matching-stride", type=int, default=16, choices=(8, 16),
+                        help="grid of the all-pairs match, full-resolution pixels (DenoiserConfig.matching_stride)")
     parser.add_argument("--diffusion", type=int, default=3000)
     parser.add_argument("--matching", type=int, default=0)
     parser.add_argument("--refine", type=int, default=0)
@@ -96,7 +100,8 @@ def main() -> None:
 
     if args.plain and args.global_matching:
         raise SystemExit("--plain has no global matcher to train: add --global-matching 0")
-    checkpoint = upgraded_start(args.init, out, global_matching=not args.plain, matching_layers=args.matching_layers)
+    checkpoint = upgraded_start(args.init, out, global_matching=not args.plain, matching_layers=args.matching_layers,
+                                matching_stride=args.matching_stride)
     options = dict(batch_size=args.batch, checkpoint_every=50, learning_rate=args.lr)
     for stage in ("global_matching", "diffusion", "matching"):
         if getattr(args, stage):

@@ -28,6 +28,13 @@ class DenoiserConfig:
     # Ours: GMFlow-style transformer layers (self-attention in each frame, cross-attention to the other)
     # on the matcher's features before the all-pairs match; 0: the matcher's convolutional head alone.
     matching_layers: int = 0
+    # Ours: full-resolution pixels per pixel of the all-pairs match: 16 (the coarsest level's grid) or
+    # 8 (twice as fine: 4× the pixels, 16× the similarity; the prior is averaged to 1/16 for the start).
+    matching_stride: int = 16
+
+    def __post_init__(self):
+        if self.matching_stride not in (8, 16):
+            raise ValueError(f"matching_stride must be 8 or 16, got {self.matching_stride}")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import unit_channels
-from .warp import backward_warp
+from .warp import backward_warp, downsample_flow
 from .levels import LEVELS
 
 # Entries of the all-pairs similarity held at once (B · rows · h · w): 2²⁴ floats are 64 MiB, so a
@@ -150,8 +150,9 @@ class MatchingLayer(nn.Module):
 class GlobalMatcher(nn.Module):
     """Matching features from the encoder's 1/8 and 1/16 features, and the bilateral prior at 1/16."""
 
-    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64, layers: int = 0):
+    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64, layers: int = 0, stride: int = 16):
         super().__init__()
+        self.stride = stride  # full-resolution pixels per pixel of the match: 16, or 8 (finer)
         self.head = nn.Sequential(
             nn.Conv2d(width_eighth + width_sixteenth, 2 * dim, 3, 1, 1), nn.SiLU(),
             nn.Conv2d(2 * dim, 2 * dim, 3, 1, 1), nn.SiLU(),
@@ -168,15 +169,20 @@ class GlobalMatcher(nn.Module):
         return self.log_scale.exp()
 
     def features(self, eighth: torch.Tensor, sixteenth: torch.Tensor) -> torch.Tensor:
-        """(B, C8, 2h, 2w), (B, C16, h, w) -> (B, dim, h, w): one frame's, before the transformer."""
+        """(B, C8, 2h, 2w), (B, C16, h, w) -> one frame's matching features before the transformer:
+        (B, dim, h, w) at stride 16, (B, dim, 2h, 2w) at stride 8."""
+        if self.stride == 8:
+            return self.head(torch.cat((eighth, F.interpolate(sixteenth, size=eighth.shape[-2:], mode="bilinear",
+                                                              align_corners=False)), 1))
         return self.head(torch.cat((F.avg_pool2d(eighth, 2), sixteenth), 1))
 
     def forward(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor], time: torch.Tensor) -> torch.Tensor:
         """The bilateral prior (B, 4, h, w) at 1/16, full-resolution pixels, from the encoder pyramids."""
-        return global_bilateral_prior(*self.pair_features(pyramid0, pyramid1), time, self.scale, LEVELS.scale(0))
+        prior = global_bilateral_prior(*self.pair_features(pyramid0, pyramid1), time, self.scale, self.stride)
+        return downsample_flow(prior, LEVELS.scale(0) // self.stride)  # to the coarsest level's grid
 
     def pair_features(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both frames' matching features at the coarsest level (B, dim, h, w), from their encoder
+        """Both frames' matching features on the match's grid (B, dim, h, w), from their encoder
         pyramids (the 1/8 and 1/16 entries); with ``layers``, each frame has looked at the other."""
         match0, match1 = (self.features(p[LEVELS.coarsest - 1], p[LEVELS.coarsest]) for p in (pyramid0, pyramid1))
         if not self.layers:

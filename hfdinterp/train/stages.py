@@ -208,17 +208,17 @@ def matching_loss(model: HFD, batch: dict, generator: torch.Generator, stage: St
 
 
 def _global_matching_terms(model: HFD, batch: dict, features0, features1):
-    """The matcher's own loss: all-pairs contrastive matching both ways at 1/16, plus the L1 between
-    its bilateral prior and the true 1/16 flow (scaled units)."""
+    """The matcher's own loss: all-pairs contrastive matching both ways on its grid (1/16, or 1/8 at
+    ``matching_stride`` 8), plus the L1 between its bilateral prior and the true flow there (scaled units)."""
     matcher, scale = model.matcher, model.config.diffusion.flow_scale
-    match0, match1 = matcher.pair_features(features0, features1)  # (B, dim, h, w) at 1/16
-    true = true_flow_pyramid(batch["flow"])[0]  # (B, 4, h, w), full-resolution pixels
-    to0, to1 = true[:, :2] / LEVELS.scale(0), true[:, 2:] / LEVELS.scale(0)  # feature pixels
+    match0, match1 = matcher.pair_features(features0, features1)  # (B, dim, h, w) on the match's grid
+    true = downsample_flow(batch["flow"], matcher.stride)  # (B, 4, h, w), full-resolution pixels
+    to0, to1 = true[:, :2] / matcher.stride, true[:, 2:] / matcher.stride  # feature pixels
     # The point seen at x in the frame at τ is at x + f_τ→0 in I0 and at x + f_τ→1 in I1: its features
     # there must match each other (sampling the query at x + f_τ→0 keeps large motions labelled right).
     cross_entropy = (global_match_cross_entropy(backward_warp(match0, to0), match1, to1, matcher.scale)
                      + global_match_cross_entropy(backward_warp(match1, to1), match0, to0, matcher.scale)) / 2
-    prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, LEVELS.scale(0))
+    prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, matcher.stride)
     prior_px = flow_l1(prior, true)
     return (cross_entropy + GLOBAL_PRIOR_WEIGHT * prior_px / scale,
             {"match_ce": cross_entropy.item(), "prior_px": prior_px.item(), "scale": matcher.scale.item()})
