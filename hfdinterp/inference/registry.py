@@ -39,7 +39,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     for entry in (
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.6.0", filename="hfd-small.safetensors",
-            sha256="9c01aa5ec446ee84a36ba9db983b6fd3f974b60a107a387dd75eb5fb573448b8", size=3934656,
+            sha256="c86dcdf149464ecc605dc91f4acf00ae5be636b6ba9bb1bfe998fdea3aa18307", size=4927892,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
