@@ -18,6 +18,10 @@ matching features, trained by its own stage (``train.stages``: ``global_matching
 contrastive loss over all pixels, without touching the rest of the network. With
 ``DenoiserConfig.matching_layers`` the head's features then pass GMFlow's transformer (self-attention
 within each frame, cross-attention to the other), so a pixel's match feature knows the whole frame.
+
+A denoiser keeps the start it is handed, so the prior gives no motion where it is not trustworthy:
+where a match is unsure (``MIN_CONFIDENCE``), and where the motion aligns the two frames' features
+no better than standing still (``aligns_better``); small motion then stays the local correlation's.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from .warp import backward_warp, downsample_flow
 from .levels import LEVELS
 
 # Entries of the all-pairs similarity held at once (B · rows · h · w): 2²⁴ floats are 64 MiB, so a
-# 4K frame's 1/16 (32,400 pixels at flow resolution 1) takes 517 rows at a time instead of all.
+# 4K frame's 1/16 (32,400 pixels at flow resolution 1) takes 517 rows at a time (4,096 rows was 530 MB).
 SIMILARITY_BLOCK = 2 ** 24
 # A match with less of its probability mass than this in the 3×3 pixels around its peak gives no
-# motion at all. Measured with the bundled denoiser and gm2's matcher (weights/README.md, "Global
-# matching"): 0.3 kept middlebury's loss (−0.23 dB), 0.7 lost large motion; 0.5 is between.
+# motion at all. Measured with the bundled file's denoiser and matcher, before ``aligns_better``
+# (weights/README.md, "Global matching on the bundled file"): 0.3 kept middlebury's loss (−0.23 dB),
+# 0.7 gave up 0.1 dB of the synthetic large-motion gain; 0.5 is between.
 MIN_CONFIDENCE = 0.5
 
 
