@@ -38,17 +38,22 @@ def upgraded_start(init: str, out: Path, global_matching: bool = True, matching_
                    matching_stride: int = 16) -> str:
     """A checkpoint (the trainer's format) of ``init``'s weights in the small preset's architecture,
     with the global matcher (and ``matching_layers`` transformer layers in it) added, at its initial
-    values where ``init`` has none, unless ``global_matching`` is False."""
+    values where ``init`` has none, unless ``global_matching`` is False. A matcher in ``init`` trained at
+    another stride is kept as the starting point (its head's shapes do not depend on the stride)."""
     if init.endswith(".ckpt"):
+        if matching_layers or matching_stride != 16:
+            raise SystemExit("--matching-layers and --matching-stride apply to a .safetensors --init, not a checkpoint")
         return init
     target = out / "upgraded-init.ckpt"
     old = load_weights(init, "cpu")
+    state = {name: tensor for name, tensor in old.state_dict().items()
+             if global_matching or not name.startswith("matcher.")}  # --plain drops a matcher
     small = PRESETS["small"]
     model = HFD(dataclasses.replace(small, synthesizer=old.config.synthesizer,
                                     denoiser=dataclasses.replace(small.denoiser, global_matching=global_matching,
                                                                  matching_layers=matching_layers,
                                                                  matching_stride=matching_stride)))
-    missing, unexpected = model.load_state_dict(old.state_dict(), strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not name.startswith("matcher.") for name in missing):
         raise SystemExit(f"{init}: cannot upgrade (missing {missing}, unexpected {unexpected})")
     torch.save({"config": model.config.to_json(), "ema": model.state_dict()}, target)

@@ -162,17 +162,18 @@ def test_with_layers_each_frames_match_features_depend_on_the_other_frame_and_ar
 
 
 def test_a_match_without_a_clear_peak_gives_no_motion():
-    """Two equally good candidates far apart: under half the mass lies near either, so no motion."""
-    queries = torch.zeros(1, 2, 1, 9)
+    """Three equally good candidates far apart: a third of the mass lies near each, so no motion."""
+    queries = torch.zeros(1, 2, 1, 13)
     queries[0, 0] = 1.0  # every query pixel is the same feature
-    keys = torch.zeros(1, 2, 1, 9)
+    keys = torch.zeros(1, 2, 1, 13)
     keys[0, 1] = 1.0
-    keys[0, :, 0, 1] = torch.tensor([1.0, 0.0])  # two exact copies of it, at x = 1 and x = 7
-    keys[0, :, 0, 7] = torch.tensor([1.0, 0.0])
+    for x in (1, 6, 11):  # three exact copies of it
+        keys[0, :, 0, x] = torch.tensor([1.0, 0.0])
     motion = expected_motion(queries, keys, torch.tensor(50.0))
     assert motion.abs().max() == 0
-    keys[0, :, 0, 7] = torch.tensor([0.0, 1.0])  # one copy left: a clear match, kept
-    assert (expected_motion(queries, keys, torch.tensor(50.0))[0, 0, 0] - (1 - torch.arange(9.0))).abs().max() < 0.01
+    for x in (6, 11):  # one copy left: a clear match, kept
+        keys[0, :, 0, x] = torch.tensor([0.0, 1.0])
+    assert (expected_motion(queries, keys, torch.tensor(50.0))[0, 0, 0] - (1 - torch.arange(13.0))).abs().max() < 0.01
 
 
 def test_motion_that_aligns_no_better_than_standing_still_is_dropped():

@@ -38,6 +38,7 @@ from .levels import LEVELS
 
 # Entries of the all-pairs similarity held at once (B · rows · h · w): 2²⁴ floats are 64 MiB, so a
 # 4K frame's 1/16 (32,400 pixels at flow resolution 1) takes 517 rows at a time (4,096 rows was 530 MB).
+# A block's logits and softmax are both alive at once (2×); under autograd every block is kept.
 SIMILARITY_BLOCK = 2 ** 24
 # A match with less of its probability mass than this in the 3×3 pixels around its peak gives no
 # motion at all. Measured with the bundled file's denoiser and matcher, before ``aligns_better``
@@ -55,6 +56,11 @@ def expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch
     over the 3×3 pixels around the best match, times the probability mass there (the confidence): a
     clear match gives its position, an ambiguous one shrinks towards zero motion, and one whose
     confidence is under ``MIN_CONFIDENCE`` gives none."""
+    with torch.autocast(feature0.device.type, enabled=False):  # the similarity in float32 even under autocast
+        return _expected_motion(feature0.float(), feature1.float(), scale.float())
+
+
+def _expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     batch, _, height, width = feature0.shape
     queries = unit_channels(feature0.float()).flatten(2).transpose(1, 2)  # (B, N, C)
     keys = unit_channels(feature1.float()).flatten(2)  # (B, C, N)
@@ -103,7 +109,7 @@ def aligns_better(feature0: torch.Tensor, feature1: torch.Tensor, flow: torch.Te
     unit0, unit1 = unit_channels(feature0.float()), unit_channels(feature1.float())
     moved = (backward_warp(unit0, flow[:, :2]) * backward_warp(unit1, flow[:, 2:])).sum(1, keepdim=True)
     still = (unit0 * unit1).sum(1, keepdim=True)
-    return moved > still
+    return moved > still + 1e-6  # a tie within float rounding is no better
 
 
 def sine_positions(dim: int, height: int, width: int, device) -> torch.Tensor:

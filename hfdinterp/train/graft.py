@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from ..errors import HFDError
 from ..model.hfd import HFD
@@ -24,6 +26,9 @@ from ..model.weights import load_weights, save_weights
 
 def graft_matcher(base: str, donor: str, out: str) -> None:
     """Write ``base`` with ``donor``'s global matcher to ``out``; the two encoders must be identical."""
+    target = Path(out)
+    if target.is_dir() or not target.parent.is_dir():
+        raise HFDError(f"--out {out}: not a file in an existing folder")
     model, other = load_weights(base), load_weights(donor)
     if other.matcher is None:
         raise HFDError(f"{donor} has no global matcher")
@@ -31,12 +36,16 @@ def graft_matcher(base: str, donor: str, out: str) -> None:
             or model.config.encoder != other.config.encoder:
         raise HFDError(f"{base} and {donor} have different encoders: the matcher reads the encoder's features")
     denoiser = dataclasses.replace(model.config.denoiser, global_matching=True,
-                                   matching_layers=other.config.denoiser.matching_layers)
+                                   matching_layers=other.config.denoiser.matching_layers,
+                                   matching_stride=other.config.denoiser.matching_stride)
     grafted = HFD(dataclasses.replace(model.config, denoiser=denoiser))
     state = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith("matcher.")}
     state.update({name: tensor for name, tensor in other.state_dict().items() if name.startswith("matcher.")})
     grafted.load_state_dict(state, strict=True)
-    save_weights(grafted, out, extra={"stage": "graft", "graft": f"{base} with the matcher of {donor}"})
+    try:
+        save_weights(grafted, out, extra={"stage": "graft", "graft": f"{base} with the matcher of {donor}"})
+    except (OSError, SafetensorError, ValueError) as error:
+        raise HFDError(f"--out {out}: cannot write it ({error})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
