@@ -35,3 +35,13 @@ def test_models_of_two_configs_are_refused_in_one_line(tmp_path, capsys):
 def test_a_weight_outside_0_1_is_refused(tmp_path, weight):
     first = _weights(tmp_path / "a.safetensors", 1)
     assert main([first, first, "--weight", weight, "--out", str(tmp_path / "c.safetensors")]) == 1
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    first = _weights(tmp_path / "a.safetensors", 1)
+    assert main([first, first, "--weight", "0.5", "--out", str(tmp_path / "missing" / "c.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write the weights there" in err
+    assert main([first, first, "--weight", "0.5", "--out", str(tmp_path)]) == 1  # a folder in the way
+    assert "cannot write the weights there" in capsys.readouterr().err
+    assert not list(tmp_path.parent.glob("*.part")) and not list(tmp_path.glob("*.part"))

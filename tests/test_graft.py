@@ -55,4 +55,5 @@ def test_an_output_path_that_cannot_be_written_is_one_clear_line(tmp_path, capsy
     for out in (tmp_path / "missing" / "out.safetensors", tmp_path):
         assert main([str(tmp_path / "base.safetensors"), str(tmp_path / "donor.safetensors"), "--out", str(out)]) == 1
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "not a file in an existing folder" in err
+        assert err.count("\n") == 1 and "cannot write the weights there" in err
+        assert not list(out.parent.glob("*.part"))

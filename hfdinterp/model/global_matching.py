@@ -62,15 +62,15 @@ def expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch
 
 def _expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     batch, _, height, width = feature0.shape
-    queries = unit_channels(feature0.float()).flatten(2).transpose(1, 2)  # (B, N, C)
-    keys = unit_channels(feature1.float()).flatten(2)  # (B, C, N)
+    queries = unit_channels(feature0).flatten(2).transpose(1, 2)  # (B, N, C)
+    keys = unit_channels(feature1).flatten(2)  # (B, C, N)
     ys, xs = torch.meshgrid(torch.arange(height, device=feature0.device),
                             torch.arange(width, device=feature0.device), indexing="ij")
     offsets = torch.tensor([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], device=feature0.device)  # (9, 2)
     matched = []
     rows = max(1, SIMILARITY_BLOCK // (batch * height * width))
     for start in range(0, queries.shape[1], rows):
-        weights = torch.softmax(queries[:, start:start + rows] @ keys * scale.float(), dim=-1)  # (B, n, N)
+        weights = torch.softmax(queries[:, start:start + rows] @ keys * scale, dim=-1)  # (B, n, N)
         best = weights.argmax(-1)  # (B, n)
         y = (best // width)[..., None] + offsets[:, 0]  # (B, n, 9)
         x = (best % width)[..., None] + offsets[:, 1]

@@ -29,6 +29,9 @@ def save_weights(model: HFD, path: str | os.PathLike, extra: dict[str, str] | No
     try:
         save_file(state, str(tmp), metadata=metadata)
         os.replace(tmp, path)
+    except (OSError, SafetensorError, ValueError) as error:  # no folder, a folder in the way, no name
+        tmp.unlink(missing_ok=True)
+        raise HFDError(f"{path}: cannot write the weights there ({error})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

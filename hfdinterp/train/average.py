@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import HFDError
+from ..errors import HFDError, exit_status
 from ..model.weights import load_weights, save_weights
 
 
@@ -38,12 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight", type=float, required=True, help="share of the second model, in [0, 1]")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    try:
-        average_weights(args.first, args.second, args.weight, args.out)
-    except HFDError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: average_weights(args.first, args.second, args.weight, args.out))
 
 
 if __name__ == "__main__":

@@ -14,21 +14,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 
-from ..errors import HFDError
+from ..errors import HFDError, exit_status
 from ..model.hfd import HFD
 from ..model.weights import load_weights, save_weights
 
 
 def graft_matcher(base: str, donor: str, out: str) -> None:
     """Write ``base`` with ``donor``'s global matcher to ``out``; the two encoders must be identical."""
-    target = Path(out)
-    if target.is_dir() or not target.parent.is_dir():
-        raise HFDError(f"--out {out}: not a file in an existing folder")
     model, other = load_weights(base), load_weights(donor)
     if other.matcher is None:
         raise HFDError(f"{donor} has no global matcher")
@@ -42,10 +37,7 @@ def graft_matcher(base: str, donor: str, out: str) -> None:
     state = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith("matcher.")}
     state.update({name: tensor for name, tensor in other.state_dict().items() if name.startswith("matcher.")})
     grafted.load_state_dict(state, strict=True)
-    try:
-        save_weights(grafted, out, extra={"stage": "graft", "graft": f"{base} with the matcher of {donor}"})
-    except (OSError, SafetensorError, ValueError) as error:
-        raise HFDError(f"--out {out}: cannot write it ({error})") from None
+    save_weights(grafted, out, extra={"stage": "graft", "graft": f"{base} with the matcher of {donor}"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,12 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("donor", help="weights whose global matcher is taken")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    try:
-        graft_matcher(args.base, args.donor, args.out)
-    except HFDError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: graft_matcher(args.base, args.donor, args.out))
 
 
 if __name__ == "__main__":
