@@ -210,3 +210,44 @@ def test_a_stride_8_match_is_twice_as_fine_and_still_starts_the_coarsest_level()
     assert start.shape == (1, 4, 8, 12)  # 1/16, the coarsest level's grid
     with pytest.raises(ValueError, match="matching_stride"):
         dataclasses.replace(tiny.denoiser, matching_stride=4)
+
+
+def test_the_matching_loss_weighs_each_pixel_by_its_share():
+    """Weights move the mean towards the pixels they favour; equal weights are the plain mean, and a
+    pixel whose match leaves the frame counts for nothing whatever its weight."""
+    from hfdinterp.train.losses import global_match_cross_entropy
+
+    torch.manual_seed(3)
+    queries, keys = torch.randn(1, 8, 4, 6), torch.randn(1, 8, 4, 6)
+    to_keys = torch.zeros(1, 2, 4, 6)
+    to_keys[0, 0, 0, 5] = 3.0  # this pixel's match lies outside the frame
+    scale = torch.tensor(5.0)
+    plain = global_match_cross_entropy(queries, keys, to_keys, scale)
+    assert torch.allclose(global_match_cross_entropy(queries, keys, to_keys, scale, torch.full((1, 4, 6), 2.0)), plain)
+    logits = torch.einsum("bcn,bcm->bnm", F.normalize(queries, dim=1).flatten(2), F.normalize(keys, dim=1).flatten(2)) * scale
+    per_pixel = F.cross_entropy(logits[0], torch.arange(24), reduction="none")
+    weights = torch.ones(1, 4, 6)
+    weights[0, 1, 2] = 1000.0  # one pixel all but alone
+    weights[0, 0, 5] = 1e6  # the one that leaves the frame
+    weighted = global_match_cross_entropy(queries, keys, to_keys, scale, weights)
+    assert abs(float(weighted) - float(per_pixel[1 * 6 + 2])) < 0.05 * float(per_pixel.std())
+
+
+def test_the_matcher_stage_counts_large_motion_more(monkeypatch):
+    """``LARGE_MOTION_PX``: a pixel moving 96 px weighs 4× a still one in the matcher's loss."""
+    import hfdinterp.train.stages as stages
+
+    seen = []
+    monkeypatch.setattr(stages, "global_match_cross_entropy",
+                        lambda q, k, t, s, weights=None: seen.append(weights) or q.sum() * 0)
+    model = HFD(dataclasses.replace(PRESETS["tiny"], denoiser=dataclasses.replace(PRESETS["tiny"].denoiser,
+                                                                                 global_matching=True)))
+    flow = torch.zeros(1, 4, 64, 64)
+    flow[..., :32] = torch.tensor([-48.0, 0.0, 48.0, 0.0]).view(1, 4, 1, 1)  # left half: 96 px between the frames
+    batch = {"image0": torch.rand(1, 3, 64, 64), "image1": torch.rand(1, 3, 64, 64), "flow": flow,
+             "time": torch.full((1,), 0.5)}
+    stages.global_matching_loss(model, batch, None, stages.STAGES["global_matching"])
+    assert len(seen) == 2
+    weights = seen[0][0]  # (h, w) on the 1/16 grid
+    assert torch.allclose(weights[:, :2], torch.tensor(1 + 96 / stages.LARGE_MOTION_PX))
+    assert torch.allclose(weights[:, 2:], torch.tensor(1.0))

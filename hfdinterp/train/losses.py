@@ -50,11 +50,11 @@ def feature_matching(warped0: torch.Tensor, warped1: torch.Tensor, radius: int, 
 
 
 def global_match_cross_entropy(queries: torch.Tensor, keys: torch.Tensor, to_keys: torch.Tensor,
-                               scale: torch.Tensor) -> torch.Tensor:
+                               scale: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Contrastive loss over *all* pixels: the query at each pixel x must be most similar (cosine ×
     ``scale``) to the key at x + to_keys(x), rounded, among every pixel of the key frame.
     (B, C, h, w) × 2, ``to_keys`` (B, 2, h, w) in feature pixels; pixels whose match leaves the
-    frame do not count."""
+    frame do not count; ``weights`` (B, h, w): each pixel's share of the mean (default equal)."""
     batch, _, height, width = queries.shape
     logits = torch.einsum("bcn,bcm->bnm", F.normalize(queries, dim=1).flatten(2),
                           F.normalize(keys, dim=1).flatten(2)) * scale  # (B, N, N)
@@ -66,4 +66,7 @@ def global_match_cross_entropy(queries: torch.Tensor, keys: torch.Tensor, to_key
     target = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1)).flatten(1)
     if not valid.any():
         return logits.sum() * 0
-    return F.cross_entropy(logits[valid], target[valid])
+    if weights is None:
+        return F.cross_entropy(logits[valid], target[valid])
+    kept = weights.flatten(1)[valid]
+    return (F.cross_entropy(logits[valid], target[valid], reduction="none") * kept).sum() / kept.sum()
