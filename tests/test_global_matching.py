@@ -251,3 +251,38 @@ def test_the_matcher_stage_counts_large_motion_more(monkeypatch):
     weights = seen[0][0]  # (h, w) on the 1/16 grid
     assert torch.allclose(weights[:, :2], torch.tensor(1 + 96 / stages.LARGE_MOTION_PX))
     assert torch.allclose(weights[:, 2:], torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.25])
+def test_a_small_object_moving_far_gets_its_motion_where_it_is_at_tau_when_splatted(tau):
+    """A 2×2-pixel object crosses 8 feature pixels of a still background. Super SloMo's approximation
+    reads the background's (zero) motion where the object is at τ; the splatted prior gives its own."""
+    torch.manual_seed(4)
+    background = torch.randn(1, 16, 12, 24)
+    frame0, frame1 = background.clone(), background.clone()
+    thing = torch.randn(16, 2, 2) * 3
+    frame0[0, :, 5:7, 4:6] = thing
+    frame1[0, :, 5:7, 12:14] = thing  # 8 feature px right: 128 px at stride 16
+    x = 4 + round(8 * tau)  # the object's left column at τ
+    for splatting, expected in ((False, 0.0), (True, 8 * 16)):
+        prior = global_bilateral_prior(frame0, frame1, torch.tensor([tau]), torch.tensor(30.0), 16, splatting)
+        motion = prior[0, 2:, 5:7, x:x + 2] - prior[0, :2, 5:7, x:x + 2]  # f_τ→1 − f_τ→0: the motion I0 → I1
+        if splatting:
+            assert (motion[0] - expected).abs().max() < 4 and motion[1].abs().max() < 4
+        else:
+            assert motion[0].abs().max() < 0.5 * 8 * 16  # not the object's motion
+    # elsewhere the background stands still, but for a few pixels an occlusion leaves without a true match
+    for splatting in (False, True):
+        prior = global_bilateral_prior(frame0, frame1, torch.tensor([tau]), torch.tensor(30.0), 16, splatting)
+        moving = prior[0].abs().amax(0) > 1.0
+        moving[5:7, x:x + 2] = False
+        assert moving.float().mean() < 0.08  # measured 14 of 288 pixels splatted, 5 not
+
+
+def test_splatting_is_a_config_field_that_reaches_the_matcher_and_old_files_load_without_it():
+    config = dataclasses.replace(PRESETS["tiny"], denoiser=dataclasses.replace(PRESETS["tiny"].denoiser,
+                                                                              global_matching=True, prior_splatting=True))
+    assert HFD(config).matcher.splatting
+    raw = json.loads(config.to_json())
+    del raw["denoiser"]["prior_splatting"]
+    assert not HFD(HFDConfig.from_json(json.dumps(raw))).matcher.splatting

@@ -159,3 +159,19 @@ def test_one_image_sampled_in_bands_equals_the_plain_sampler_to_the_bit(threads,
 def test_a_batch_is_sampled_as_it_is():
     image, grid = torch.rand(3, 2, 8, 8), torch.rand(3, 8, 8, 2) * 2 - 1
     assert grid_sample_bands(image, grid).shape == (3, 2, 8, 8)
+
+
+def test_forward_splat_carries_each_value_to_where_its_flow_points():
+    from hfdinterp.model.warp import forward_splat
+
+    values = torch.zeros(1, 2, 4, 6)
+    values[0, :, 1, 1] = torch.tensor([3.0, -1.0])
+    weights = torch.zeros(1, 1, 4, 6)
+    weights[0, 0, 1, 1] = 2.0
+    flow = torch.zeros(1, 2, 4, 6)
+    flow[0, :, 1, 1] = torch.tensor([2.5, 1.0])  # to (x 3.5, y 2): half on x 3, half on x 4
+    sums, landed = forward_splat(values, weights, flow)
+    assert torch.allclose(landed[0, 0, 2, 3:5], torch.tensor([1.0, 1.0])) and float(landed.sum()) == 2.0
+    assert torch.allclose(sums[0, :, 2, 3], torch.tensor([3.0, -1.0])) and torch.allclose(sums[0, :, 2, 4], sums[0, :, 2, 3])
+    flow[0, 0, 1, 1] = 10.0  # off the frame: dropped
+    assert float(forward_splat(values, weights, flow)[1].sum()) == 0.0

@@ -31,6 +31,11 @@ class DenoiserConfig:
     # Ours: full-resolution pixels per pixel of the all-pairs match: 16 (the coarsest level's grid) or
     # 8 (twice as fine: 4× the pixels, 16× the similarity; the prior is averaged to 1/16 for the start).
     matching_stride: int = 16
+    # Ours: how the matches become the bilateral flow at τ. False: Super SloMo's approximation, both
+    # frames' motion read at the pixel itself (what files written before 0.7 hold); True: each frame's
+    # pixels carried forward to where they are at τ (summation splatting), so a small object that moves
+    # farther than its own size gets its motion where it is at τ, not the background's.
+    prior_splatting: bool = False
 
     def __post_init__(self):
         if self.matching_stride not in (8, 16):

@@ -8,6 +8,10 @@ between the frames, both ways (F_0→1 and F_1→0). The bilateral flow at τ fo
 
     f_τ→0 = −(1 − τ) τ F_0→1 + τ² F_1→0,     f_τ→1 = (1 − τ)² F_0→1 − τ (1 − τ) F_1→0
 
+With ``DenoiserConfig.prior_splatting`` each frame's matches are instead carried forward to where
+they are at τ (``splatted_bilateral``): the approximation above reads the motion at the pixel itself,
+which for a small object moving far is the background's.
+
 It is handed to the coarsest level as its starting estimate (instead of zero flow), so the shared
 denoiser's warped features and local correlation start where the motion is, however far that is.
 
@@ -33,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import unit_channels
-from .warp import backward_warp, downsample_flow
+from .warp import backward_warp, downsample_flow, forward_splat
 from .levels import LEVELS
 
 # Entries of the all-pairs similarity held at once (B · rows · h · w): 2²⁴ floats are 64 MiB, so a
@@ -45,6 +49,9 @@ SIMILARITY_BLOCK = 2 ** 24
 # (weights/README.md, "Global matching on the bundled file"): 0.3 kept middlebury's loss (−0.23 dB),
 # 0.7 gave up 0.1 dB of the synthetic large-motion gain; 0.5 is between.
 MIN_CONFIDENCE = 0.5
+# ``prior_splatting``: where less confident weight than this lands (a thousandth of one sure match),
+# the prior has no motion.
+SPLAT_MIN_WEIGHT = 1e-3
 
 
 def expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -56,11 +63,17 @@ def expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch
     over the 3×3 pixels around the best match, times the probability mass there (the confidence): a
     clear match gives its position, an ambiguous one shrinks towards zero motion, and one whose
     confidence is under ``MIN_CONFIDENCE`` gives none."""
+    return matches(feature0, feature1, scale)[0]
+
+
+def matches(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``expected_motion`` (B, 2, h, w) and its confidence (B, 1, h, w): the probability mass in the
+    3×3 pixels around the peak, zero where it is under ``MIN_CONFIDENCE`` (no motion there)."""
     with torch.autocast(feature0.device.type, enabled=False):  # the similarity in float32 even under autocast
-        return _expected_motion(feature0.float(), feature1.float(), scale.float())
+        return _matches(feature0.float(), feature1.float(), scale.float())
 
 
-def _expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def _matches(feature0: torch.Tensor, feature1: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     batch, _, height, width = feature0.shape
     queries = unit_channels(feature0).flatten(2).transpose(1, 2)  # (B, N, C)
     keys = unit_channels(feature1).flatten(2)  # (B, C, N)
@@ -83,21 +96,50 @@ def _expected_motion(feature0: torch.Tensor, feature1: torch.Tensor, scale: torc
     position = torch.cat([p for p, _ in matched], 1)  # (B, N, 2)
     confidence = torch.cat([c for _, c in matched], 1)
     here = torch.stack((xs, ys), -1).reshape(1, -1, 2).float()
-    motion = confidence * (position - here) * (confidence > MIN_CONFIDENCE)  # (B, N, 2)
-    return motion.transpose(1, 2).reshape(batch, 2, height, width)
+    confidence = confidence * (confidence > MIN_CONFIDENCE)  # (B, N, 1)
+    motion = confidence * (position - here)  # (B, N, 2)
+    return (motion.transpose(1, 2).reshape(batch, 2, height, width),
+            confidence.transpose(1, 2).reshape(batch, 1, height, width))
 
 
 def global_bilateral_prior(feature0: torch.Tensor, feature1: torch.Tensor, time: torch.Tensor,
-                           scale: torch.Tensor, pixel_scale: float) -> torch.Tensor:
+                           scale: torch.Tensor, pixel_scale: float, splatting: bool = False) -> torch.Tensor:
     """The bilateral flow at τ implied by global matching: (B, 4, h, w), full-resolution pixels; zero
-    wherever it aligns the two frames' features no better than zero motion does (``aligns_better``)."""
-    forward = expected_motion(feature0, feature1, scale) * pixel_scale  # F_0→1
-    backward = expected_motion(feature1, feature0, scale) * pixel_scale  # F_1→0
+    wherever it aligns the two frames' features no better than zero motion does (``aligns_better``).
+    ``splatting``: carried forward to τ (``splatted_bilateral``), each frame's match checked at the
+    pixel it starts from (is the matched pixel of the other frame more alike than the same pixel
+    there?): at τ that check cannot work, since both frames show the background an object passed
+    over as still. Otherwise Super SloMo's approximation, checked at τ."""
+    forward, confidence0 = matches(feature0, feature1, scale)  # F_0→1, feature pixels
+    backward, confidence1 = matches(feature1, feature0, scale)  # F_1→0
     tau = time.float().reshape(-1, 1, 1, 1)
+    if splatting:  # each match checked where it starts: at τ the background an object uncovers looks still
+        still = torch.zeros_like(forward)
+        confidence0 = confidence0 * aligns_better(feature0, feature1, torch.cat((still, forward), 1))
+        confidence1 = confidence1 * aligns_better(feature1, feature0, torch.cat((still, backward), 1))
+        return splatted_bilateral(forward, backward, confidence0, confidence1, tau) * pixel_scale
     to0 = -(1 - tau) * tau * forward + tau * tau * backward
     to1 = (1 - tau) ** 2 * forward - tau * (1 - tau) * backward
     prior = torch.cat((to0, to1), 1)
-    return prior * aligns_better(feature0, feature1, prior / pixel_scale)
+    return prior * pixel_scale * aligns_better(feature0, feature1, prior)
+
+
+def splatted_bilateral(forward: torch.Tensor, backward: torch.Tensor, confidence0: torch.Tensor,
+                       confidence1: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """The bilateral flow at τ (B, 4, h, w) from both frames' matches, each carried to where it is at τ.
+
+    Under linear motion the pixel p of I0 is at p + τ·F_0→1(p) at time τ, and there f_τ→0 = −τ·F_0→1,
+    f_τ→1 = (1 − τ)·F_0→1; the pixel q of I1 is at q + (1 − τ)·F_1→0(q), with f_τ→0 = τ·F_1→0,
+    f_τ→1 = −(1 − τ)·F_1→0. Both are splatted (``forward_splat``), weighted by their match's
+    confidence, and averaged where they land; where nothing confident lands, zero motion. Super
+    SloMo's approximation instead reads both motions at the pixel itself, which for an object moving
+    farther than its own size is the motion of whatever was there in I0 and I1: the background's."""
+    from0 = torch.cat((-tau * forward, (1 - tau) * forward), 1)
+    from1 = torch.cat((tau * backward, -(1 - tau) * backward), 1)
+    sums0, weights0 = forward_splat(from0, confidence0, tau * forward)
+    sums1, weights1 = forward_splat(from1, confidence1, (1 - tau) * backward)
+    weights = weights0 + weights1
+    return (sums0 + sums1) / weights.clamp(min=1e-6) * (weights > SPLAT_MIN_WEIGHT)
 
 
 def aligns_better(feature0: torch.Tensor, feature1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -161,9 +203,11 @@ class MatchingLayer(nn.Module):
 class GlobalMatcher(nn.Module):
     """Matching features from the encoder's 1/8 and 1/16 features, and the bilateral prior at 1/16."""
 
-    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64, layers: int = 0, stride: int = 16):
+    def __init__(self, width_eighth: int, width_sixteenth: int, dim: int = 64, layers: int = 0, stride: int = 16,
+                 splatting: bool = False):
         super().__init__()
         self.stride = stride  # full-resolution pixels per pixel of the match: 16, or 8 (finer)
+        self.splatting = splatting  # the prior carried forward to τ (``splatted_bilateral``)
         self.head = nn.Sequential(
             nn.Conv2d(width_eighth + width_sixteenth, 2 * dim, 3, 1, 1), nn.SiLU(),
             nn.Conv2d(2 * dim, 2 * dim, 3, 1, 1), nn.SiLU(),
@@ -189,8 +233,12 @@ class GlobalMatcher(nn.Module):
 
     def forward(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor], time: torch.Tensor) -> torch.Tensor:
         """The bilateral prior (B, 4, h, w) at 1/16, full-resolution pixels, from the encoder pyramids."""
-        prior = global_bilateral_prior(*self.pair_features(pyramid0, pyramid1), time, self.scale, self.stride)
+        prior = self.bilateral_prior(*self.pair_features(pyramid0, pyramid1), time)
         return downsample_flow(prior, LEVELS.scale(0) // self.stride)  # to the coarsest level's grid
+
+    def bilateral_prior(self, match0: torch.Tensor, match1: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """The prior (B, 4, h, w) on the match's grid, full-resolution pixels, from both frames' matching features."""
+        return global_bilateral_prior(match0, match1, time, self.scale, self.stride, self.splatting)
 
     def pair_features(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Both frames' matching features on the match's grid (B, dim, h, w), from their encoder

@@ -107,6 +107,28 @@ def cubic_backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor
 WARPS = {"bilinear": backward_warp, "cubic": cubic_backward_warp}
 
 
+def forward_splat(values: torch.Tensor, weights: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summation splatting (Niklaus & Liu, CVPR 2020): each pixel's ``values`` (B, C, h, w), times
+    its ``weights`` (B, 1, h, w), carried to x + ``flow``(x) (B, 2, h, w, pixels) and spread over the
+    four pixels around it bilinearly; what lands outside the frame is dropped. Returns the sums
+    (B, C, h, w) and the weights that landed (B, 1, h, w): their ratio is the weighted mean of what
+    arrived, where anything did."""
+    batch, channels, height, width = values.shape
+    x, y = sample_positions(flow)  # (B, h, w) float32
+    left, top = x.floor(), y.floor()
+    payload = torch.cat((values.float() * weights.float(), weights.float()), 1).flatten(2)  # (B, C + 1, h·w)
+    landed = payload.new_zeros(batch, channels + 1, height * width)
+    for column in (left, left + 1):
+        for row in (top, top + 1):
+            share = (1 - (x - column).abs()) * (1 - (y - row).abs())
+            inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
+            index = (row.clamp(0, height - 1) * width + column.clamp(0, width - 1)).long().flatten(1)
+            landed = landed.scatter_add(2, index[:, None].expand(-1, channels + 1, -1),
+                                        payload * (share * inside).flatten(1)[:, None])
+    landed = landed.view(batch, channels + 1, height, width)
+    return landed[:, :channels], landed[:, channels:]
+
+
 def warp_bilateral(frame0: torch.Tensor, frame1: torch.Tensor, flow: torch.Tensor, pixel_scale: float,
                    mode: str = "bilinear"):
     """Warp both frames to time t by bilateral flow (f_t→0, f_t→1) given in full-resolution pixels.

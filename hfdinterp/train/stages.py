@@ -31,7 +31,6 @@ from ..inference.refinement import FlowRefinement, refine_flow
 from ..model.levels import LEVELS
 from ..model.hfd import HFD
 from ..model.warp import backward_warp, downsample_flow, upsample_flow, warp_bilateral
-from ..model.global_matching import global_bilateral_prior
 from .losses import feature_matching, flow_l1, global_match_cross_entropy, photometric
 
 @dataclass(frozen=True)
@@ -224,7 +223,7 @@ def _global_matching_terms(model: HFD, batch: dict, features0, features1):
     weights = 1 + (to1 - to0).norm(dim=1) * matcher.stride / LARGE_MOTION_PX  # (B, h, w)
     cross_entropy = (global_match_cross_entropy(backward_warp(match0, to0), match1, to1, matcher.scale, weights)
                      + global_match_cross_entropy(backward_warp(match1, to1), match0, to0, matcher.scale, weights)) / 2
-    prior = global_bilateral_prior(match0, match1, batch["time"], matcher.scale, matcher.stride)
+    prior = matcher.bilateral_prior(match0, match1, batch["time"])
     prior_px = flow_l1(prior, true)
     return (cross_entropy + GLOBAL_PRIOR_WEIGHT * prior_px / scale,
             {"match_ce": cross_entropy.item(), "prior_px": prior_px.item(), "scale": matcher.scale.item()})
