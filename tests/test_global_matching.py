@@ -286,3 +286,16 @@ def test_splatting_is_a_config_field_that_reaches_the_matcher_and_old_files_load
     raw = json.loads(config.to_json())
     del raw["denoiser"]["prior_splatting"]
     assert not HFD(HFDConfig.from_json(json.dumps(raw))).matcher.splatting
+
+
+def test_a_match_that_does_not_come_back_is_not_consistent():
+    from hfdinterp.model.global_matching import consistent
+
+    forward, backward = torch.zeros(1, 2, 6, 8), torch.zeros(1, 2, 6, 8)
+    forward[0, 0, 2, 1] = 4.0  # p = (x 1, y 2) goes to x 5 ...
+    backward[0, 0, 2, 5] = -4.0  # ... and x 5 comes back to x 1: consistent
+    forward[0, 0, 4, 2] = 3.0  # (x 2, y 4) goes to x 5, where nothing moves back
+    kept = consistent(forward, backward)[0, 0]
+    assert kept[2, 1] and not kept[4, 2]
+    assert not kept[2, 5]  # said to stand still, but where it stands I1's pixel came from x 1
+    assert kept.sum() == 6 * 8 - 2  # everywhere else standing still comes back to itself
