@@ -133,3 +133,34 @@ def test_the_flow_table_with_auto_resolution_follows_the_motion_probe_as_inferen
                            resolution=0.5 if switched else 1.0)
         for name in ("1/16", "1/4", "output"):
             assert torch.equal(auto[name], fixed[name])
+
+
+def test_the_matcher_hits_a_pure_translation_and_counts_by_motion(tmp_path):
+    """A texture translated by 40 px: a matcher whose features are the frames themselves (pooled to its
+    grid) finds every match; the pixels land in the 32–64 bucket, and none in the others."""
+    import dataclasses
+
+    from hfdinterp.train.flow_error import matcher_hits
+
+    folder = tmp_path / "set" / "pan"
+    folder.mkdir(parents=True)
+    big = scene(160, 64, 1)
+    frame0, frame1 = big[:, 40:136], big[:, :96]  # what I0 shows at x, I1 shows at x + 40
+    flow = np.zeros((4, 64, 96), np.float32)
+    flow[0], flow[2] = -20.0, 20.0  # content at x in I0 is at x + 40 in I1
+    write_image(folder / "i0.png", frame0)
+    write_image(folder / "gt.png", frame0)
+    write_image(folder / "i1.png", frame1)
+    np.save(folder / "flow.npy", flow)
+    config = dataclasses.replace(PRESETS["tiny"], denoiser=dataclasses.replace(PRESETS["tiny"].denoiser, global_matching=True))
+    model = HFD(config).eval()
+    model.encode = lambda image: [image]  # the matcher sees the frame itself: each 16×16 patch, centred
+
+    def patches(pyramid):
+        unfolded = torch.nn.functional.pixel_unshuffle(pyramid[0], 16)
+        return unfolded - unfolded.mean(1, keepdim=True)
+
+    model.matcher.pair_features = lambda pyramid0, pyramid1: (patches(pyramid0), patches(pyramid1))
+    shares = matcher_hits(model, tmp_path)["set"]
+    assert np.isnan(shares["<8"]) and np.isnan(shares["64–128"])
+    assert shares["32–64"] > 0.9

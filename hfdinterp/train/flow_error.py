@@ -13,6 +13,7 @@ synthetic triplets, the teacher's pseudo ground truth for real ones), the model'
   * ``1/4 refined``: the 1/4 flow after the inference layer's refinement (when ``--refine-steps`` > 0);
   * ``output``: the synthesizer's full-resolution flow, what the frame is warped with.
 
+With ``--matches``, how often the global matcher's best match is the true one (``matcher_hits``).
 With ``--correlation``, also how often the evidence the coarsest level reads, the local correlation
 of the two frames' 1/16 features, peaks at the true motion (``correlation_hits``).
 
@@ -43,6 +44,7 @@ from ..inference.refinement import FlowRefinement, refine_flow
 from ..io.images import read_image
 from ..io.triplets import find_cases, find_image
 from ..model.denoiser import local_correlation
+from ..model.layers import unit_channels
 from ..model.warp import InputPadder, backward_warp
 from ..model.weights import load_weights
 from .texture import smaller_eigenvalue
@@ -195,6 +197,49 @@ def correlation_hits(model, root: Path, resolution: float | None = 1.0) -> dict[
     return tables
 
 
+@torch.no_grad()
+def matcher_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str, dict[str, float]]:
+    """{set: {bucket: share}}: how often the global matcher's best match is right. For every pixel x
+    of the match's grid (at τ) whose reference match stays in the frame, I0's matching feature at
+    x + f_ref,τ→0 is compared with all of I1's; a hit is an arg-max within one pixel of
+    x + f_ref,τ→1. Bucketed by the motion |f_ref,τ→1 − f_ref,τ→0|, as the EPE. The prior can only be
+    as good as these matches (before its confidence and alignment rules)."""
+    tables = {}
+    for set_name, cases in find_cases(root).items():
+        hits, counts = defaultdict(float), defaultdict(float)
+        for case in cases:
+            if not (case / "flow.npy").is_file():
+                continue
+            reference = torch.from_numpy(np.load(case / "flow.npy").astype(np.float32))[None]
+            frames = [torch.from_numpy(read_image(case / f"{n}.png").pixels[..., :3].copy()).permute(2, 0, 1)[None].float()
+                      for n in ("i0", "i1")]
+            height, width = frames[0].shape[-2:]
+            scale = auto_resolution(height, width) if resolution is None else resolution
+            multiple = model.config.pad_multiple
+            padder = InputPadder(height, width, multiple)
+            frames, reference = [padder.pad(f) for f in frames], padder.pad(reference)
+            if scale < 1:
+                frames = [downscaled(f, scale, multiple) for f in frames]
+            match0, match1 = model.matcher.pair_features(*(model.encode(f) for f in frames))
+            _, _, rows, columns = match0.shape
+            feature_px = reference.shape[-2] / rows  # full-resolution pixels per pixel of the match
+            true = F.adaptive_avg_pool2d(reference, (rows, columns)) / feature_px  # (1, 4, h, w) feature px
+            queries = unit_channels(backward_warp(match0, true[:, :2])).flatten(2)[0]  # (C, N)
+            best = (queries.T @ unit_channels(match1).flatten(2)[0]).argmax(1)  # (N,)
+            ys, xs = torch.meshgrid(torch.arange(rows), torch.arange(columns), indexing="ij")
+            target_x, target_y = (xs + true[0, 2]).flatten(), (ys + true[0, 3]).flatten()
+            hit = ((best % columns - target_x).abs() <= 1) & ((best // columns - target_y).abs() <= 1)
+            inside = (target_x > -0.5) & (target_x < columns - 0.5) & (target_y > -0.5) & (target_y < rows - 0.5)
+            magnitude = (true[0, 2:] - true[0, :2]).norm(dim=0).flatten() * feature_px
+            for low, high in BUCKETS:
+                counted = inside & (magnitude >= low) & (magnitude < high)
+                hits[bucket_name(low, high)] += float((hit & counted).sum())
+                counts[bucket_name(low, high)] += float(counted.sum())
+        if counts:
+            tables[set_name] = {b: hits[b] / counts[b] if counts[b] else float("nan") for b in counts}
+    return tables
+
+
 def format_tables(tables: dict, label: str) -> str:
     lines = []
     for set_name, table in tables.items():
@@ -220,6 +265,8 @@ def main() -> None:
     parser.add_argument("--flow-resolution", default="auto", help="auto (as inference), or 0.25–1")
     parser.add_argument("--correlation", action="store_true",
                         help="also: how often the coarsest level's correlation peaks at the true motion")
+    parser.add_argument("--matches", action="store_true",
+                        help="also: how often the global matcher's best match is the true one")
     parser.add_argument("--trusted", action="store_true",
                         help="only pixels where the reference is observable and agrees with the frames")
     args = parser.parse_args()
@@ -233,6 +280,12 @@ def main() -> None:
             for set_name, shares in correlation_hits(model, Path(args.root), resolution).items():
                 print(f"\n{weights} — {set_name}: the 1/16 correlation's arg-max within one feature pixel of "
                       "the true motion (share of feature pixels)")
+                print("| " + " | ".join(shares) + " |\n" + "|---" * len(shares) + "|\n| "
+                      + " | ".join(f"{v:.1%}" for v in shares.values()) + " |", flush=True)
+        if args.matches and model.matcher is not None:
+            for set_name, shares in matcher_hits(model, Path(args.root), resolution).items():
+                print(f"\n{weights} — {set_name}: the global matcher's best match within one pixel of its grid "
+                      "of the true one (share of the grid's pixels whose match stays in the frame)")
                 print("| " + " | ".join(shares) + " |\n" + "|---" * len(shares) + "|\n| "
                       + " | ".join(f"{v:.1%}" for v in shares.values()) + " |", flush=True)
 
