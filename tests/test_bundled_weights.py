@@ -17,3 +17,10 @@ def test_registry_records_the_bundled_file():
     path = bundled_path(DEFAULT_NAME)
     assert entry.sha256 == sha256_of(path)
     assert entry.size == path.stat().st_size
+
+
+def test_the_bundled_file_is_the_small_preset():
+    """What ``--preset small`` trains is what ships: the same architecture and the same prior rules."""
+    from hfdinterp.model.config import PRESETS
+
+    assert load_weights(bundled_path(DEFAULT_NAME)).config == PRESETS["small"]

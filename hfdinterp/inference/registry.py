@@ -39,7 +39,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     for entry in (
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.6.0", filename="hfd-small.safetensors",
-            sha256="c86dcdf149464ecc605dc91f4acf00ae5be636b6ba9bb1bfe998fdea3aa18307", size=4927892,
+            sha256="0234bd5d627c02075f5ac94b65b426a3a1c6012d65b5c558088659e497af81a2", size=4928084,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )

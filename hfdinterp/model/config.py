@@ -32,9 +32,10 @@ class DenoiserConfig:
     # 8 (twice as fine: 4× the pixels, 16× the similarity; the prior is averaged to 1/16 for the start).
     matching_stride: int = 16
     # Ours: how the matches become the bilateral flow at τ. False: Super SloMo's approximation, both
-    # frames' motion read at the pixel itself (what files written before 0.7 hold); True: each frame's
-    # pixels carried forward to where they are at τ (summation splatting), so a small object that moves
-    # farther than its own size gets its motion where it is at τ, not the background's.
+    # frames' motion read at the pixel itself (what files written before it hold); True: where the motion
+    # is large (global_matching.SPLAT_BEYOND), each frame's pixels carried forward to where they are at τ
+    # (summation splatting), so a small object that moves farther than its own size gets its motion
+    # where it is at τ, not the background's.
     prior_splatting: bool = False
 
     def __post_init__(self):
@@ -96,12 +97,13 @@ def _tuples(section: dict) -> dict:
 
 PRESETS: dict[str, HFDConfig] = {
     # Meant for a CPU: what ships in weights/ and what every command uses by default. With the global
-    # matcher since the bundled file has one (weights/README.md, "Global matching on the bundled file").
-    "small": HFDConfig(denoiser=DenoiserConfig(global_matching=True)),
+    # matcher since the bundled file has one (weights/README.md, "Global matching on the bundled file"),
+    # its large motion splatted (weights/README.md, "Splatting the prior").
+    "small": HFDConfig(denoiser=DenoiserConfig(global_matching=True, prior_splatting=True)),
     # Sized like the paper's model (IFRNet-like encoder widths, a wider shared U-Net).
     "base": HFDConfig(
         encoder=EncoderConfig(widths=(32, 48, 72, 96)),
-        denoiser=DenoiserConfig(width=96, mults=(1, 2, 2), time_dim=128, global_matching=True),
+        denoiser=DenoiserConfig(width=96, mults=(1, 2, 2), time_dim=128, global_matching=True, prior_splatting=True),
         synthesizer=SynthesizerConfig(widths=(32, 48, 72, 96)),
     ),
     # For tests only: as small as the architecture allows.
