@@ -157,53 +157,11 @@ def flow_error_table(model, root: Path, refine_steps: int = 0, resolution: float
     return tables
 
 
-@torch.no_grad()
-def correlation_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str, dict[str, float]]:
-    """{set: {bucket: share}}: how often the local correlation that the coarsest level reads (the
-    encoder's 1/16 features of both frames at zero flow, ±corr_radius) peaks within one feature pixel
-    of the true motion |f_ref,τ→1 − f_ref,τ→0|, per feature pixel, bucketed by that motion. If the
-    features do not match, the denoiser has nothing to read the motion from."""
-    radius = model.config.denoiser.corr_radius
-    size = 2 * radius + 1
-    tables = {}
-    for set_name, cases in find_cases(root).items():
-        hits, counts = defaultdict(float), defaultdict(float)
-        for case in cases:
-            if not (case / "flow.npy").is_file():
-                continue
-            reference = torch.from_numpy(np.load(case / "flow.npy").astype(np.float32))[None]
-            frames = [torch.from_numpy(read_image(case / f"{n}.png").pixels[..., :3].copy()).permute(2, 0, 1)[None].float()
-                      for n in ("i0", "i1")]
-            height, width = frames[0].shape[-2:]
-            scale = auto_resolution(height, width) if resolution is None else resolution
-            multiple = model.config.pad_multiple
-            padder = InputPadder(height, width, multiple)
-            frames = [padder.pad(f) for f in frames]
-            if scale < 1:
-                frames = [downscaled(f, scale, multiple) for f in frames]
-            coarsest0, coarsest1 = (model.encode(f)[-1] for f in frames)
-            best = local_correlation(coarsest0, coarsest1, radius)[0].argmax(0)  # (h, w)
-            found = torch.stack((best % size - radius, best // size - radius)).float()  # (dx, dy) feature px
-            feature_px = frames[0].shape[-1] / coarsest0.shape[-1] / scale  # full-resolution px per feature px
-            motion = F.adaptive_avg_pool2d(padder.pad(reference[:, 2:] - reference[:, :2]), best.shape)[0]
-            hit = (found - motion / feature_px).norm(dim=0) <= 1
-            magnitude = motion.norm(dim=0)
-            for low, high in BUCKETS:
-                inside = (magnitude >= low) & (magnitude < high)
-                hits[bucket_name(low, high)] += float((hit & inside).sum())
-                counts[bucket_name(low, high)] += float(inside.sum())
-        if counts:
-            tables[set_name] = {b: hits[b] / counts[b] if counts[b] else float("nan") for b in counts}
-    return tables
-
-
-@torch.no_grad()
-def matcher_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str, dict[str, float]]:
-    """{set: {bucket: share}}: how often the global matcher's best match is right. For every pixel x
-    of the match's grid (at τ) whose reference match stays in the frame, I0's matching feature at
-    x + f_ref,τ→0 is compared with all of I1's; a hit is an arg-max within one pixel of
-    x + f_ref,τ→1. Bucketed by the motion |f_ref,τ→1 − f_ref,τ→0|, as the EPE. The prior can only be
-    as good as these matches (before its confidence and alignment rules)."""
+def _hit_shares(model, root: Path, resolution: float | None, case_hits) -> dict[str, dict[str, float]]:
+    """{set: {bucket: share of hits}} over every case with a reference flow: ``case_hits(frames,
+    reference, scale)`` gets both frames as the flow pass sees them (padded, downscaled by ``scale``)
+    and the padded full-resolution reference (1, 4, H, W), and returns per grid pixel whether it is
+    a hit, its motion in full-resolution pixels, and whether it counts."""
     tables = {}
     for set_name, cases in find_cases(root).items():
         hits, counts = defaultdict(float), defaultdict(float)
@@ -220,24 +178,58 @@ def matcher_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str,
             frames, reference = [padder.pad(f) for f in frames], padder.pad(reference)
             if scale < 1:
                 frames = [downscaled(f, scale, multiple) for f in frames]
-            match0, match1 = model.matcher.pair_features(*(model.encode(f) for f in frames))
-            _, _, rows, columns = match0.shape
-            feature_px = reference.shape[-2] / rows  # full-resolution pixels per pixel of the match
-            true = F.adaptive_avg_pool2d(reference, (rows, columns)) / feature_px  # (1, 4, h, w) feature px
-            queries = unit_channels(backward_warp(match0, true[:, :2])).flatten(2)[0]  # (C, N)
-            best = (queries.T @ unit_channels(match1).flatten(2)[0]).argmax(1)  # (N,)
-            ys, xs = torch.meshgrid(torch.arange(rows), torch.arange(columns), indexing="ij")
-            target_x, target_y = (xs + true[0, 2]).flatten(), (ys + true[0, 3]).flatten()
-            hit = ((best % columns - target_x).abs() <= 1) & ((best // columns - target_y).abs() <= 1)
-            inside = (target_x > -0.5) & (target_x < columns - 0.5) & (target_y > -0.5) & (target_y < rows - 0.5)
-            magnitude = (true[0, 2:] - true[0, :2]).norm(dim=0).flatten() * feature_px
+            hit, magnitude, counted = case_hits(frames, reference, scale)
             for low, high in BUCKETS:
-                counted = inside & (magnitude >= low) & (magnitude < high)
-                hits[bucket_name(low, high)] += float((hit & counted).sum())
-                counts[bucket_name(low, high)] += float(counted.sum())
+                inside = counted & (magnitude >= low) & (magnitude < high)
+                hits[bucket_name(low, high)] += float((hit & inside).sum())
+                counts[bucket_name(low, high)] += float(inside.sum())
         if counts:
             tables[set_name] = {b: hits[b] / counts[b] if counts[b] else float("nan") for b in counts}
     return tables
+
+
+@torch.no_grad()
+def correlation_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str, dict[str, float]]:
+    """{set: {bucket: share}}: how often the local correlation that the coarsest level reads (the
+    encoder's 1/16 features of both frames at zero flow, ±corr_radius) peaks within one feature pixel
+    of the true motion |f_ref,τ→1 − f_ref,τ→0|, per feature pixel, bucketed by that motion. If the
+    features do not match, the denoiser has nothing to read the motion from."""
+    radius = model.config.denoiser.corr_radius
+    size = 2 * radius + 1
+
+    def case_hits(frames, reference, scale):
+        coarsest0, coarsest1 = (model.encode(f)[-1] for f in frames)
+        best = local_correlation(coarsest0, coarsest1, radius)[0].argmax(0)  # (h, w)
+        found = torch.stack((best % size - radius, best // size - radius)).float()  # (dx, dy) feature px
+        feature_px = frames[0].shape[-1] / coarsest0.shape[-1] / scale  # full-resolution px per feature px
+        motion = F.adaptive_avg_pool2d(reference[:, 2:] - reference[:, :2], best.shape)[0]
+        return (found - motion / feature_px).norm(dim=0) <= 1, motion.norm(dim=0), torch.ones_like(best, dtype=torch.bool)
+
+    return _hit_shares(model, root, resolution, case_hits)
+
+
+@torch.no_grad()
+def matcher_hits(model, root: Path, resolution: float | None = 1.0) -> dict[str, dict[str, float]]:
+    """{set: {bucket: share}}: how often the global matcher's best match is right. For every pixel x
+    of the match's grid (at τ) whose reference match stays in the frame, I0's matching feature at
+    x + f_ref,τ→0 is compared with all of I1's; a hit is an arg-max within one pixel of
+    x + f_ref,τ→1. Bucketed by the motion |f_ref,τ→1 − f_ref,τ→0|, as the EPE. The prior can only be
+    as good as these matches (before its confidence and alignment rules)."""
+
+    def case_hits(frames, reference, scale):
+        match0, match1 = model.matcher.pair_features(*(model.encode(f) for f in frames))
+        _, _, rows, columns = match0.shape
+        feature_px = reference.shape[-2] / rows  # full-resolution pixels per pixel of the match
+        true = F.adaptive_avg_pool2d(reference, (rows, columns)) / feature_px  # (1, 4, h, w) feature px
+        queries = unit_channels(backward_warp(match0, true[:, :2])).flatten(2)[0]  # (C, N)
+        best = (queries.T @ unit_channels(match1).flatten(2)[0]).argmax(1)  # (N,)
+        ys, xs = torch.meshgrid(torch.arange(rows), torch.arange(columns), indexing="ij")
+        target_x, target_y = (xs + true[0, 2]).flatten(), (ys + true[0, 3]).flatten()
+        hit = ((best % columns - target_x).abs() <= 1) & ((best // columns - target_y).abs() <= 1)
+        inside = (target_x > -0.5) & (target_x < columns - 0.5) & (target_y > -0.5) & (target_y < rows - 0.5)
+        return hit, (true[0, 2:] - true[0, :2]).norm(dim=0).flatten() * feature_px, inside
+
+    return _hit_shares(model, root, resolution, case_hits)
 
 
 def format_tables(tables: dict, label: str) -> str:
