@@ -42,10 +42,10 @@ class HFD(nn.Module):
         self.denoiser = FlowDenoiser(config.denoiser, tuple(widths[LEVELS.entry(level)] for level in range(LEVELS.count)), scale)
         self.synthesizer = Synthesizer(config.synthesizer, widths, scale)
         # Ours: a global matching prior as the coarsest level's starting estimate; None is the paper.
-        matching = config.denoiser
-        self.matcher = (GlobalMatcher(widths[LEVELS.coarsest - 1], widths[LEVELS.coarsest], layers=matching.matching_layers,
-                                      stride=matching.matching_stride, splatting=matching.prior_splatting)
-                        if config.denoiser.global_matching else None)
+        options = config.denoiser  # the matcher's options live beside the denoiser it starts
+        self.matcher = (GlobalMatcher(widths[LEVELS.coarsest - 1], widths[LEVELS.coarsest], layers=options.matching_layers,
+                                      stride=options.matching_stride, splatting=options.prior_splatting)
+                        if options.global_matching else None)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder(image)
