@@ -39,7 +39,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     for entry in (
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.6.0", filename="hfd-small.safetensors",
-            sha256="0234bd5d627c02075f5ac94b65b426a3a1c6012d65b5c558088659e497af81a2", size=4928084,
+            sha256="31ccbfb1a54e74cecffcf6e60c62590e79e934087f90a4c4dcc0721f6373009e", size=4928052,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
