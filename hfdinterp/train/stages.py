@@ -6,6 +6,7 @@
 | diffusion   | denoiser                 | —                         | L1 on x̂_0 at one level       |
 | joint       | everything               | sampled by the diffusion  | photometric (+ small flow L1)|
 | refine      | synthesizer              | sampled by the diffusion  | photometric (+ small flow L1)|
+| refine_mixed | synthesizer (ours)      | sampled, half of it polished | photometric (+ small flow L1)|
 | global_matching | the global matcher (ours) | —                      | all-pairs matching + prior L1|
 
 Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
@@ -168,13 +169,21 @@ def joint_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
 
+def _polished(stage: Stage, generator: torch.Generator) -> bool:
+    """Whether this batch's flow is polished first: always or never without a draw, so that ``refine``
+    takes the same random numbers as before ``refined_share`` existed; otherwise drawn."""
+    if stage.refined_share in (0.0, 1.0):
+        return stage.refined_share == 1.0
+    return float(torch.rand(1, generator=generator)) < stage.refined_share
+
+
 def refine_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None):
     """Synthesis through the flow the frozen encoder and denoiser sample (and, by default, the test-time
     flow refinement polishes); only the synthesizer learns."""
     with torch.no_grad():
         features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
         flows = model.sample_flows(features0, features1, batch["time"], generator)
-    if stage.refined_share and float(torch.rand(1, generator=generator)) < stage.refined_share:
+    if _polished(stage, generator):
         flows = flows[:2] + [refine_flow(batch["image0"], batch["image1"], flows[2], batch["time"], FlowRefinement())]
     return _synthesis_with_sampled_flow(model, batch, features0, features1, flows, stage, perceptual)
 
