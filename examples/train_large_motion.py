@@ -74,8 +74,6 @@ def main() -> None:
     parser.add_argument("--matching-stride", type=int, default=16, choices=(8, 16),
                         help="grid of the all-pairs match, full-resolution pixels (DenoiserConfig.matching_stride)")
     parser.add_argument("--diffusion", type=int, default=3000)
-    parser.add_argument("--diffusion-stage", choices=("diffusion", "diffusion_warp"), default="diffusion",
-                        help="diffusion_warp: the finest x̂_0 must also warp the frames onto the true middle frame")
     parser.add_argument("--matching", type=int, default=0)
     parser.add_argument("--refine", type=int, default=0)
     parser.add_argument("--refine-stage", choices=("refine", "refine_mixed"), default="refine",
@@ -112,12 +110,11 @@ def main() -> None:
     checkpoint = upgraded_start(args.init, out, global_matching=not args.plain, matching_layers=args.matching_layers,
                                 matching_stride=args.matching_stride)
     options = dict(batch_size=args.batch, checkpoint_every=50, learning_rate=args.lr)
-    for option, stage in (("global_matching", "global_matching"), ("diffusion", args.diffusion_stage),
-                          ("matching", "matching")):
-        if getattr(args, option):
-            checkpoint = train_stages({stage: getattr(args, option)}, str(out), dataset, log, init=str(checkpoint),
+    for stage in ("global_matching", "diffusion", "matching"):
+        if getattr(args, stage):
+            checkpoint = train_stages({stage: getattr(args, stage)}, str(out), dataset, log, init=str(checkpoint),
                                       **options)
-            export(checkpoint, out / f"{option}.safetensors")
+            export(checkpoint, out / f"{stage}.safetensors")
     if args.refine:
         checkpoint = train_stages({args.refine_stage: args.refine}, str(out), dataset, log, init=str(checkpoint),
                                   lpips_weights=args.lpips, **options)

@@ -81,42 +81,6 @@ def fixed_data(photos):
     return Repeat([{k: v for k, v in data[i].items() if k != "clean"} for i in range(4)])
 
 
-def test_warping_error_tells_the_true_flow_from_a_wrong_one(photos):
-    """The term ``diffusion_warp`` adds: near zero for the exact flow of a layered triplet (occluded
-    pixels take the frame that sees them), far from it for zero flow or a flow off by 3 px."""
-    from hfdinterp.train.stages import warping_error
-
-    data = SyntheticTriplets(photos, SyntheticConfig(size=64, noise=0, brightness=0), seed=3)
-    items = [data[i] for i in range(4)]
-    clean = torch.stack([item["clean"] for item in items])  # (B, 3 frames, 3, H, W)
-    flow = torch.stack([item["flow"] for item in items])
-    error = lambda f: warping_error(clean[:, 0], clean[:, 2], f, clean[:, 1]).item()  # noqa: E731
-    assert error(flow) < 0.02
-    assert error(torch.zeros_like(flow)) > 2 * error(flow)
-    assert error(flow + 3) > 2 * error(flow)
-
-
-def test_diffusion_warp_adds_the_warping_term_at_the_finest_level_only(fixed_data):
-    from torch.utils.data import default_collate
-
-    from hfdinterp import HFD, PRESETS
-    from hfdinterp.train.stages import STAGES, diffusion_loss
-
-    batch = default_collate([fixed_data[i] for i in range(4)])
-    torch.manual_seed(0)
-    model = HFD(PRESETS["tiny"]).eval()
-    for level in (0, 1, 2):
-        with torch.no_grad():
-            plain, _ = diffusion_loss(model, batch, torch.Generator().manual_seed(1), STAGES["diffusion"], level=level)
-            warped, metrics = diffusion_loss(model, batch, torch.Generator().manual_seed(1), STAGES["diffusion_warp"],
-                                             level=level)
-        if level < 2:
-            assert torch.equal(plain, warped) and "warp" not in metrics
-        else:
-            assert metrics["warp"] > 0
-            assert warped.item() == pytest.approx(plain.item() + STAGES["diffusion_warp"].warp_weight * metrics["warp"])
-
-
 @pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "matching", "joint", "refine"])
 def test_each_stage_lowers_its_loss(stage, fixed_data, tmp_path):
     from torch.utils.data import default_collate

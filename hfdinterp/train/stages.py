@@ -7,7 +7,6 @@
 | joint       | everything               | sampled by the diffusion  | photometric (+ small flow L1)|
 | refine      | synthesizer              | sampled by the diffusion  | photometric (+ small flow L1)|
 | refine_mixed | synthesizer (ours)      | sampled, half of it polished | photometric (+ small flow L1)|
-| diffusion_warp | denoiser (ours)        | —                         | L1 on x̂_0 + warping at 1/4   |
 | global_matching | the global matcher (ours) | —                      | all-pairs matching + prior L1|
 
 Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
@@ -27,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..model.diffusion import alpha_bar, level_segments, level_timesteps, q_sample
 from ..inference.refinement import FlowRefinement, refine_flow
@@ -49,9 +47,6 @@ class Stage:
     # Of the batches, the share whose sampled 1/4 flow is polished photometrically first, as default
     # inference does; the rest see the flow as `--refine-steps 0` hands it over.
     refined_share: float = 0.0
-    # Ours: the weight of a warping term on the finest level's x̂_0 (``warping_error``), beside its flow
-    # L1: the pseudo flow of real footage is wrong in places, and the true middle frame says where.
-    warp_weight: float = 0.0
 
 
 STAGES = {
@@ -63,8 +58,6 @@ STAGES = {
     "refine": Stage("refine", ("synthesizer",), 5e-5, output_warp="cubic", refined_share=1.0),
     # The same, learning for both inference settings: half the batches polished, half as sampled.
     "refine_mixed": Stage("refine_mixed", ("synthesizer",), 5e-5, output_warp="cubic", refined_share=0.5),
-    # Ours: stage 2 whose finest x̂_0 must also warp the frames onto the true middle frame.
-    "diffusion_warp": Stage("diffusion_warp", ("denoiser",), 3e-4, warp_weight=0.5),
     # Ours: the global matcher alone, on the frozen encoder (cheap: no synthesis, no denoiser).
     "global_matching": Stage("global_matching", ("matcher",), 1e-3),
 }
@@ -149,22 +142,7 @@ def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: S
     level = drawn if level is None else level
     x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator)
     loss = flow_l1(x0_hat, target)
-    metrics = {"flow_px": loss.item() * model.config.diffusion.flow_scale, "level": level}
-    if stage.warp_weight and level == LEVELS.count - 1:
-        size = batch["image_t"].shape[-2:]
-        flow = F.interpolate(x0_hat * model.config.diffusion.flow_scale, size=size, mode="bilinear", align_corners=False)
-        warping = warping_error(batch["image0"], batch["image1"], flow, batch["image_t"])
-        loss, metrics["warp"] = loss + stage.warp_weight * warping, warping.item()
-    return loss, metrics
-
-
-def warping_error(image0: torch.Tensor, image1: torch.Tensor, flow: torch.Tensor, image_t: torch.Tensor) -> torch.Tensor:
-    """How far both frames warped to τ by the bilateral ``flow`` (B, 4, H, W, full-resolution pixels)
-    land from the true middle frame: per pixel the Charbonnier distance of the better of the two (a
-    pixel that one frame occludes has its match in the other only), averaged."""
-    warped0, warped1 = warp_bilateral(image0, image1, flow, 1)
-    distance = lambda warped: torch.sqrt((warped - image_t) ** 2 + 1e-6).mean(1)  # noqa: E731
-    return torch.minimum(distance(warped0), distance(warped1)).mean()
+    return loss, {"flow_px": loss.item() * model.config.diffusion.flow_scale, "level": level}
 
 
 def _synthesis_with_sampled_flow(model: HFD, batch: dict, features0, features1, flows, stage: Stage,
@@ -273,7 +251,6 @@ def global_matching_loss(model: HFD, batch: dict, generator: torch.Generator, st
     return _global_matching_terms(model, batch, features0, features1)
 
 
-STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "diffusion_warp": diffusion_loss,
-                "joint": joint_loss,
+STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
                 "matching": matching_loss, "refine": refine_loss, "refine_mixed": refine_loss,
                 "global_matching": global_matching_loss}
