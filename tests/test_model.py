@@ -58,10 +58,33 @@ def test_batch_of_two_equals_two_of_one(tiny_model):
     assert torch.allclose(both, torch.cat((first, second)), atol=1e-5)
 
 
-def test_same_seed_same_output(interpolator):
+def test_same_seed_same_output_with_the_papers_noise(tiny_model):
+    interpolator = Interpolator(tiny_model, torch.device("cpu"), torch.float32, noise=1.0)
     a, b = moving_square(32, 48), moving_square(32, 48, 4)
     assert np.array_equal(interpolator.interpolate(a, b, seed=5), interpolator.interpolate(a, b, seed=5))
     assert not np.allclose(interpolator.interpolate(a, b, seed=5), interpolator.interpolate(a, b, seed=6), atol=1e-3)
+
+
+def test_without_noise_the_seed_does_not_matter_and_the_flow_is_the_priors_mean_path(interpolator, tiny_model):
+    """The default sampler (noise 0) draws nothing: every seed gives the same frame, and a noise scale
+    between 0 and 1 lands between the two samplers' frames."""
+    a, b = moving_square(32, 48), moving_square(32, 48, 4)
+    assert interpolator.noise == 0
+    assert np.array_equal(interpolator.interpolate(a, b, seed=5), interpolator.interpolate(a, b, seed=6))
+    noisy = Interpolator(tiny_model, torch.device("cpu"), torch.float32, noise=1.0, refinement=None)
+    some = Interpolator(tiny_model, torch.device("cpu"), torch.float32, noise=0.1, refinement=None)
+    none = Interpolator(tiny_model, torch.device("cpu"), torch.float32, noise=0.0, refinement=None)
+    off = lambda other: np.abs(other.interpolate(a, b, seed=5) - none.interpolate(a, b, seed=5)).mean()  # noqa: E731
+    assert 0 < off(some) < off(noisy)
+
+
+def test_noise_outside_zero_to_one_is_refused():
+    from hfdinterp.errors import HFDError
+    from hfdinterp.inference.config import InferenceConfig
+
+    for noise in (-0.1, 1.5):
+        with pytest.raises(HFDError, match="--noise"):
+            InferenceConfig(noise=noise).check()
 
 
 def test_the_tiny_model_moves_pixels_by_its_known_flow(tiny_model):
@@ -233,7 +256,7 @@ def test_bf16_autocast_keeps_a_large_moving_flow_sub_pixel(tiny_model):
 
 
 def test_forward_is_the_network_alone_and_between_adds_only_the_optional_steps(tiny_model):
-    plain = Interpolator(tiny_model, torch.device("cpu"), torch.float32, refinement=None)
+    plain = Interpolator(tiny_model, torch.device("cpu"), torch.float32, refinement=None, noise=1.0)  # the paper's
     image0, image1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     prepared = plain.prepare(torch.cat((image0, image1)))
     out = plain.between(prepared[0], prepared[1], torch.tensor([0.5]), [3])

@@ -26,7 +26,9 @@ WeightsOption = Annotated[Optional[str], typer.Option("--weights", "-w", help="W
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (half on CUDA, fp32 elsewhere), fp32, fp16 or bf16.")]
 StepsOption = Annotated[int, typer.Option(help="DDIM steps in all, spread over the three levels (paper: 6).")]
-SeedOption = Annotated[int, typer.Option(help="Seed of the diffusion noise; the same seed gives the same output.")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the diffusion noise (with --noise above 0); the same seed gives the same output.")]
+NoiseOption = Annotated[float, typer.Option(help="Scale of the diffusion's sampling noise: 0 samples one deterministic path "
+                                                 "from the prior's mean (ours); 1 is the paper's sampler, seeded by --seed.")]
 EnsembleOption = Annotated[bool, typer.Option(help="Also sample the time-reversed pair's flow and average the two "
                                                    "(as RIFE's --ensemble); twice the flow-denoising work.")]
 RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinement of the sampled flow: Adam steps at most, "
@@ -56,15 +58,15 @@ def option_group(name: str, options: dict, build):
 
 
 def inference_options(device_help: str | None = None):
-    """--weights, --device, --precision, --steps, --ensemble, --refine-steps, --flow-resolution as one
-    ``InferenceConfig``."""
-    from ..inference.config import InferenceConfig
+    """--weights, --device, --precision, --steps, --ensemble, --refine-steps, --flow-resolution, --noise
+    as one ``InferenceConfig``."""
+    from ..inference.config import SAMPLING_NOISE, InferenceConfig
 
     device = DeviceOption if device_help is None else Annotated[str, typer.Option(help=device_help)]
     return option_group("inference", {
         "weights": (WeightsOption, None), "device": (device, "auto"), "precision": (PrecisionOption, "auto"),
         "steps": (StepsOption, 6), "ensemble": (EnsembleOption, False), "refine_steps": (RefineOption, InferenceConfig.refine_steps),
-        "flow_resolution": (FlowResolutionOption, "auto")},
+        "flow_resolution": (FlowResolutionOption, "auto"), "noise": (NoiseOption, SAMPLING_NOISE)},
         InferenceConfig)
 
 

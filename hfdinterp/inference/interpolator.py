@@ -25,6 +25,7 @@ CPU it measured 2–5 %, within the noise of a shared machine, so tensors stay c
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +39,7 @@ from ..model import HFD
 from ..model.diffusion import split_steps
 from ..model.warp import InputPadder
 from ..model.weights import load_weights
-from .config import InferenceConfig
+from .config import SAMPLING_NOISE, InferenceConfig
 from .devices import pick_device, pick_dtype
 from .ensemble import sample_both_ways
 from .flow_resolution import (auto_resolution, content, downscaled, full_resolution_flows, motion_is_large,
@@ -63,10 +64,10 @@ def _fresh(generators):
 
 
 def probe_finds_large_motion(model: HFD, features0, features1, times: torch.Tensor, generators, steps_per_level,
-                             size: tuple[int, int], resolution: float) -> torch.Tensor:
+                             size: tuple[int, int], resolution: float, noise: float = 1.0) -> torch.Tensor:
     """(B,) bool: the motion probe's verdict (flow_resolution.py) from the coarsest level of the pass
     on the frames (padded ``size``) at half the flow ``resolution``, whose pyramids are ``features0/1``."""
-    coarsest = model.sample_flows(features0, features1, times, generators, steps_per_level, levels=1)[0]
+    coarsest = model.sample_flows(features0, features1, times, generators, steps_per_level, levels=1, noise=noise)[0]
     probe_padder = small_padder(size, resolution / 2, model.config.pad_multiple)
     return motion_is_large(content(coarsest, probe_padder), 2.0)  # the probe's pixels are two of the pass's
 
@@ -138,7 +139,7 @@ class PendingFrames:
 class Interpolator:
     def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6,
                  ensemble: bool = False, refinement: FlowRefinement | None = FlowRefinement(),
-                 flow_resolution: float | None = None):
+                 flow_resolution: float | None = None, noise: float = SAMPLING_NOISE):
         self.model = model.to(device).eval()
         if device.type == "cuda":  # cuDNN's half-precision kernels want NHWC; on the CPU it measured within noise
             self.model.to(memory_format=torch.channels_last)
@@ -152,6 +153,7 @@ class Interpolator:
         # Scale of the frames the flow is sampled on (flow_resolution.py); None: ``auto``, by frame size
         # and the motion probe.
         self.flow_resolution = flow_resolution
+        self.noise = noise  # scale of the diffusion's sampling noise (0: deterministic; 1: the paper's sampler)
 
     def resolution_for(self, padder: InputPadder) -> float:
         """The flow resolution of frames that ``padder`` pads (their own size decides ``auto``)."""
@@ -218,12 +220,12 @@ class Interpolator:
         downscaled frames (``flow_resolution``; with ``auto``, at half that scale for pairs the motion
         probe finds large) and brought to the full frames' levels, both ways round (``ensemble``), then
         the 1/4 flow polished photometrically (``refinement``)."""
-        sample = (lambda *a: sample_both_ways(self.model, *a)) if self.ensemble else self.model.sample_flows
+        sample = functools.partial(sample_both_ways, self.model) if self.ensemble else self.model.sample_flows
         size = tuple(first.images.shape[-2:])
         resolution = self.resolution_for(first.padder)
 
-        def sampled_at(scale: float, features0, features1, noise) -> list[torch.Tensor]:
-            sampled = sample(features0, features1, times, noise, self.steps_per_level)
+        def sampled_at(scale: float, features0, features1, pair_generators) -> list[torch.Tensor]:
+            sampled = sample(features0, features1, times, pair_generators, self.steps_per_level, noise=self.noise)
             if scale >= 1:
                 return sampled
             return full_resolution_flows(sampled[-1], small_padder(size, scale, self.model.config.pad_multiple), size)
@@ -231,7 +233,8 @@ class Interpolator:
         large = None
         if first.probe_features is not None:  # ours: the motion probe (flow_resolution.py), on its 1/16 level
             large = probe_finds_large_motion(self.model, first.probe_features, second.probe_features, times,
-                                             _fresh(probe_generators), self.steps_per_level, size, resolution)
+                                             _fresh(probe_generators), self.steps_per_level, size, resolution,
+                                             self.noise)
             if bool(large.any()):  # the whole probe pass, its first level drawn again with the same noise
                 probe = sampled_at(resolution / 2, first.probe_features, second.probe_features, _fresh(probe_generators))
         if large is not None and bool(large.all()):
@@ -287,14 +290,16 @@ class Interpolator:
 
 def load_interpolator(weights: str | Path | None = None, device: str = "auto", precision: str = "auto",
                       steps: int = 6, ensemble: bool = False,
-                      refine_steps: int = FlowRefinement.steps, flow_resolution: str | float = "auto") -> Interpolator:
+                      refine_steps: int = FlowRefinement.steps, flow_resolution: str | float = "auto",
+                      noise: float = SAMPLING_NOISE) -> Interpolator:
     """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run.
 
     ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
     ``flow_resolution``: scale of the frames the flow is sampled on ("auto": by frame size, halved for
     pairs whose motion probe finds large motion; 1: the paper).
+    ``noise``: scale of the diffusion's sampling noise (0: deterministic, the default; 1: the paper's sampler).
     """
-    return load(InferenceConfig(weights, device, precision, steps, ensemble, refine_steps, flow_resolution))
+    return load(InferenceConfig(weights, device, precision, steps, ensemble, refine_steps, flow_resolution, noise))
 
 
 def load(config: InferenceConfig) -> Interpolator:
@@ -308,4 +313,5 @@ def load(config: InferenceConfig) -> Interpolator:
     if config.steps < levels:
         raise HFDError(f"--steps must be at least {levels} (one per level), got {config.steps}")
     return Interpolator(model, torch_device, dtype, config.steps, config.ensemble,
-                        FlowRefinement(steps=config.refine_steps), parse_flow_resolution(config.flow_resolution))
+                        FlowRefinement(steps=config.refine_steps), parse_flow_resolution(config.flow_resolution),
+                        config.noise)

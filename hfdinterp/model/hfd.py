@@ -68,18 +68,20 @@ class HFD(nn.Module):
         return prior / self.config.diffusion.flow_scale
 
     def sample_flows(self, features0, features1, time, generator=None, steps_per_level=None,
-                     wrap: Callable[[Denoise], Denoise] | None = None, levels: int | None = None) -> list[torch.Tensor]:
+                     wrap: Callable[[Denoise], Denoise] | None = None, levels: int | None = None,
+                     noise: float = 1.0) -> list[torch.Tensor]:
         """Bilateral flow at 1/16, 1/8, 1/4 in full-resolution pixels, by coarse-to-fine DDIM.
 
         ``wrap`` wraps the denoiser callable the sampler sees (training truncates gradients with it);
-        ``levels``: stop after that many levels (the motion probe looks at 1/16 only)."""
+        ``levels``: stop after that many levels (the motion probe looks at 1/16 only); ``noise``: the
+        scale of the sampling noise (1: the paper's sampler; 0: deterministic, ``sample_hierarchical``)."""
         coarsest = features0[LEVELS.coarsest]
         batch, _, height, width = coarsest.shape
         denoise = self.denoise_fn(features0, features1, time)
         x0 = sample_hierarchical(
             denoise if wrap is None else wrap(denoise), (batch, 4, height, width), self.config.diffusion,
             generator=generator, steps_per_level=steps_per_level, device=coarsest.device,
-            start_estimate=self.starting_estimate(features0, features1, time), levels=levels,
+            start_estimate=self.starting_estimate(features0, features1, time), levels=levels, noise=noise,
         )  # float32 whatever the features' precision
         return [x * self.config.diffusion.flow_scale for x in x0]
 

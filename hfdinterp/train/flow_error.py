@@ -1,10 +1,11 @@
 """Where the flow fails, by motion size: end-point error per diffusion level and for the output flow.
 
-    python -m hfdinterp.train.flow_error DEV [--weights W ...] [--refine-steps 0] [--flow-resolution auto]
+    python -m hfdinterp.train.flow_error DEV [--weights W ...] [--refine-steps 0] [--flow-resolution auto] [--noise 0]
 
 For every case under DEV holding ``flow.npy`` (a reference bilateral flow at τ = 0.5: exact for
 synthetic triplets, the teacher's pseudo ground truth for real ones), the model's flows are sampled
-(seed 0) and compared with the reference at full resolution:
+(with inference's sampling noise unless ``--noise`` says otherwise; seed 0) and compared with the
+reference at full resolution:
 
   * ``global prior``: the coarsest level's starting estimate, for models with global matching;
   * ``1/16``, ``1/8``, ``1/4``: the diffusion's x̂_0 at each level, upsampled (no test-time refinement);
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..inference.config import SAMPLING_NOISE
 from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution,
                                          small_padder)
 from ..inference.interpolator import PROBE_SEED, probe_finds_large_motion
@@ -61,7 +63,7 @@ def bucket_name(low: float, high: float) -> str:
 
 @torch.no_grad()
 def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int, seed: int = 0,
-               resolution: float | None = 1.0) -> dict:
+               resolution: float | None = 1.0, noise: float = SAMPLING_NOISE) -> dict:
     """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5; ``resolution`` None: ``auto``,
     as inference: by size, halved for a pair whose motion probe (``motion_is_large``) finds large motion."""
     tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
@@ -75,14 +77,14 @@ def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int,
         large = probe_finds_large_motion(model, model.encode(downscaled(i0, resolution / 2, multiple)),
                                          model.encode(downscaled(i1, resolution / 2, multiple)), time,
                                          [torch.Generator().manual_seed(seed + PROBE_SEED)], None,
-                                         tuple(i0.shape[-2:]), resolution)
+                                         tuple(i0.shape[-2:]), resolution, noise)
         if bool(large[0]):  # as inference does: the probe's pass, with the probe's noise
             resolution, seed = resolution / 2, seed + PROBE_SEED
     features0, features1 = model.encode(i0), model.encode(i1)
     small = small_padder(i0.shape[-2:], resolution, multiple)
     flow_features = (features0, features1) if resolution >= 1 else \
         (model.encode(downscaled(i0, resolution, multiple)), model.encode(downscaled(i1, resolution, multiple)))
-    sampled = model.sample_flows(*flow_features, time, torch.Generator().manual_seed(seed))
+    sampled = model.sample_flows(*flow_features, time, torch.Generator().manual_seed(seed), noise=noise)
 
     def full(flow: torch.Tensor) -> torch.Tensor:  # a flow on the padded frames' grid -> (4, H, W)
         return padder.unpad(F.interpolate(flow, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]
@@ -120,7 +122,7 @@ def trusted_pixels(image0: np.ndarray, middle: np.ndarray, image1: np.ndarray, r
 
 
 def flow_error_table(model, root: Path, refine_steps: int = 0, resolution: float | None = 1.0,
-                     trusted: bool = False) -> dict[str, dict[str, dict[str, float]]]:
+                     trusted: bool = False, noise: float = SAMPLING_NOISE) -> dict[str, dict[str, dict[str, float]]]:
     """{set: {flow name: {bucket: EPE}}} plus each set's pixel share per bucket under ``"share"``;
     ``trusted``: over ``trusted_pixels`` only, with the share of each bucket's pixels kept under ``"kept"``."""
     tables = {}
@@ -141,7 +143,7 @@ def flow_error_table(model, root: Path, refine_steps: int = 0, resolution: float
                 inside = (motion >= low) & (motion < high)
                 all_counts[bucket_name(low, high)] += float(inside.sum())
                 counts[bucket_name(low, high)] += float((inside & kept).sum() if trusted else inside.sum())
-            for name, flow in case_flows(model, image0, image1, refine_steps, resolution=resolution).items():
+            for name, flow in case_flows(model, image0, image1, refine_steps, resolution=resolution, noise=noise).items():
                 error = ((flow[:2] - reference[:2]).norm(dim=0) + (flow[2:] - reference[2:]).norm(dim=0)) / 2
                 for low, high in BUCKETS:
                     inside = (motion >= low) & (motion < high)
@@ -261,12 +263,15 @@ def main() -> None:
                         help="also: how often the global matcher's best match is the true one")
     parser.add_argument("--trusted", action="store_true",
                         help="only pixels where the reference is observable and agrees with the frames")
+    parser.add_argument("--noise", type=float, default=SAMPLING_NOISE,
+                        help="scale of the sampling noise (default: inference's; 1: the paper's sampler)")
     args = parser.parse_args()
     resolution = parse_flow_resolution(args.flow_resolution)
     for weights in args.weights:
         model = load_weights(weights, "cpu").eval()
-        label = f"{weights}, flow resolution {args.flow_resolution}" + (", trusted pixels" if args.trusted else "")
-        tables = flow_error_table(model, Path(args.root), args.refine_steps, resolution, args.trusted)
+        label = (f"{weights}, flow resolution {args.flow_resolution}, noise {args.noise:g}"
+                 + (", trusted pixels" if args.trusted else ""))
+        tables = flow_error_table(model, Path(args.root), args.refine_steps, resolution, args.trusted, args.noise)
         print(format_tables(tables, label), flush=True)
         if args.correlation:
             for set_name, shares in correlation_hits(model, Path(args.root), resolution).items():
