@@ -1,6 +1,6 @@
 """Benchmarks that compare in one run: a video beside FFmpeg's minterpolate, or one pair beside RIFE.
 
-    python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--no-refine] [--memory-check]
+    python -m hfdinterp.benchmark CLIP [--weights W] [--frames N] [--ensemble] [--no-refine] [--paper-noise] [--memory-check]
     python -m hfdinterp.benchmark --pair 960x540 [--repeats N] [--images A B] [--rife-weights PKL] [--threads N]
 
 **Per pair** (``--pair WxH``): one frame between two images of that size (a generated textured pair
@@ -15,7 +15,8 @@ Prints, for each method: output frames/s, wall time and peak memory (RSS of the 
 work); and the PSNR of re-created dropped frames: the clip's even frames are interpolated 2× and the
 new frames are compared with the odd frames that were dropped. ``--ensemble`` adds a row for
 hfdinterp with ``--ensemble``; ``--no-refine`` one without test-time flow refinement; ``--full-flow``
-one with the flow sampled on the full frames (``--flow-resolution 1``).
+one with the flow sampled on the full frames (``--flow-resolution 1``); ``--paper-noise`` one with the
+paper's sampling noise (``--noise 1``).
 ``--memory-check`` also runs hfdinterp on a short and a 10× longer generated clip and prints both
 peaks (memory must stay flat).
 """
@@ -162,6 +163,8 @@ def pair_benchmark(args: argparse.Namespace) -> None:
         methods["hfdinterp --ensemble"] = load_interpolator(args.weights, device=args.device, ensemble=True)
     if args.full_flow:
         methods["hfdinterp --flow-resolution 1"] = load_interpolator(args.weights, device=args.device, flow_resolution=1)
+    if args.paper_noise:
+        methods["hfdinterp --noise 1"] = load_interpolator(args.weights, device=args.device, noise=1.0)
     calls = {name: (lambda i=interpolator: i.interpolate(image0, image1, 0.5)) for name, interpolator in methods.items()}
     from hfdinterp.train.teacher import teacher_interpolate
 
@@ -208,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="also run hfdinterp with --refine-steps 0 (the paper's pipeline as is)")
     parser.add_argument("--full-flow", action="store_true",
                         help="also run hfdinterp with --flow-resolution 1 (the flow sampled on the full frames)")
+    parser.add_argument("--paper-noise", action="store_true",
+                        help="also run hfdinterp with --noise 1 (the paper's sampling noise)")
     parser.add_argument("--memory-check", action="store_true")
     return parser
 
@@ -233,6 +238,7 @@ def clip_benchmark(args: argparse.Namespace) -> None:
     variants = [("hfdinterp 2×", [])] + ([("hfdinterp 2× --ensemble", ["--ensemble"])] if args.ensemble else [])
     variants += [("hfdinterp 2× no refine", ["--refine-steps", "0"])] if args.no_refine else []
     variants += [("hfdinterp 2× --flow-resolution 1", ["--flow-resolution", "1"])] if args.full_flow else []
+    variants += [("hfdinterp 2× --noise 1", ["--noise", "1"])] if args.paper_noise else []
 
     work = Path(tempfile.mkdtemp(prefix="hfdinterp-bench-"))
     frames, rate = decode(args.clip, args.frames)

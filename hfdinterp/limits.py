@@ -39,6 +39,10 @@ MAX_STEPS = 999
 # early once a pair stops improving); 1000 is a bound against typos, not a quality knob.
 MAX_REFINE_STEPS = 1000
 
+# --noise: scale of the diffusion's sampling noise. 1 is the paper's unit Gaussian, the only scale the
+# denoiser saw in training; more would only add noise it never learned to remove.
+MAX_SAMPLING_NOISE = 1.0
+
 # --seed: 0 … 2³² − 1, the range every random generator takes; per-frame seeds are derived from it.
 MAX_SEED = 2 ** 32 - 1
 

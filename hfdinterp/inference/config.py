@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import HFDError
-from ..limits import MAX_REFINE_STEPS, MAX_STEPS
+from ..limits import MAX_REFINE_STEPS, MAX_SAMPLING_NOISE, MAX_STEPS
 from .flow_resolution import parse_flow_resolution
 from .refinement import FlowRefinement
 
@@ -13,7 +13,6 @@ from .refinement import FlowRefinement
 # 0 samples one deterministic path from the prior's mean; measured against the paper's 1 on the bundled
 # file (weights/README.md, "Sampling noise"): higher PSNR on every real set, in both settings.
 SAMPLING_NOISE = 0.0
-MAX_SAMPLING_NOISE = 1.0
 
 
 @dataclass(frozen=True)
