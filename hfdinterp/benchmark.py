@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--ensemble", action="store_true", help="also run hfdinterp with --ensemble")
     parser.add_argument("--no-refine", action="store_true",
-                        help="also run hfdinterp with --refine-steps 0 (the paper's pipeline as is)")
+                        help="also run hfdinterp with --refine-steps 0 (the diffusion's flow as sampled)")
     parser.add_argument("--full-flow", action="store_true",
                         help="also run hfdinterp with --flow-resolution 1 (the flow sampled on the full frames)")
     parser.add_argument("--paper-noise", action="store_true",

@@ -131,10 +131,11 @@ def test_one_process_writes_every_file_records_failures_and_skips_on_rerun(clips
     assert again.exit_code == 0, again.output
     summary = json.loads((tmp_path / "s.json").read_text())
     assert (summary["files"], summary["done"], summary["skipped"]) == (2, 0, 2)
-    other = CliRunner().invoke(app, args + ["--factor", "4"])  # other options: not done, and not replaced
-    summary = json.loads((tmp_path / "s.json").read_text())
-    assert other.exit_code == 1 and summary["failed"] == 2 and "--overwrite" in summary["results"][0]["error"]
-    assert frame_count(out / "a.mp4") == 2 * frames["a.mp4"]
+    for other_options in (["--factor", "4"], ["--noise", "1"]):  # other options: not done, and not replaced
+        other = CliRunner().invoke(app, args + other_options)
+        summary = json.loads((tmp_path / "s.json").read_text())
+        assert other.exit_code == 1 and summary["failed"] == 2 and "--overwrite" in summary["results"][0]["error"]
+        assert frame_count(out / "a.mp4") == 2 * frames["a.mp4"]
 
 
 def _torchrun(*args) -> list[str]:

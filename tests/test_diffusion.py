@@ -79,6 +79,35 @@ def test_between_levels_the_estimate_is_upsampled_and_renoised():
     assert 0.8 < implied_noise.std() < 1.2  # re-noised with fresh N(0, 1) by q(x_t | x0)
 
 
+def test_without_noise_the_sampler_starts_at_zero_draws_nothing_and_renoises_with_none(monkeypatch):
+    truth = _pyramid()
+    handed = {}
+
+    def perfect(x_t, t, level, estimate):
+        handed[t] = x_t
+        return truth[level]
+
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: pytest.fail("noise 0 drew noise"))
+    first = sample_hierarchical(perfect, tuple(truth[0].shape), DiffusionConfig(), torch.Generator().manual_seed(0),
+                                noise=0.0)
+    abar = alpha_bar(DiffusionConfig())
+    assert torch.equal(handed[999], torch.zeros_like(truth[0]))  # x_T = 0, the prior's mean
+    assert torch.allclose(handed[666], abar[666].sqrt().float() * upsample_flow(truth[0]))  # √ᾱ_t · x̂_0, nothing added
+    again = sample_hierarchical(perfect, tuple(truth[0].shape), DiffusionConfig(), None, noise=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_noise_scales_both_draws():
+    def denoise(x_t, t, level, estimate):
+        return 0.5 * x_t + 0.1 * estimate
+
+    run = lambda noise: sample_hierarchical(denoise, (1, 4, 2, 2), DiffusionConfig(), torch.Generator().manual_seed(3),  # noqa
+                                            noise=noise)
+    assert all(torch.equal(a, b) for a, b in zip(run(1.0), sample_hierarchical(
+        denoise, (1, 4, 2, 2), DiffusionConfig(), torch.Generator().manual_seed(3))))  # 1 is the default: the paper's
+    assert 0 < (run(0.5)[-1] - run(0.0)[-1]).abs().sum() < (run(1.0)[-1] - run(0.0)[-1]).abs().sum()
+
+
 def test_seeded_sampling_is_deterministic_and_seed_dependent():
     def denoise(x_t, t, level, estimate):
         return 0.5 * x_t + 0.1 * estimate

@@ -157,7 +157,7 @@ def batch_command(
     video = VideoRequest(input=input, output=output, factor=factor, fps=fps, batch=batch, seed=seed,
                          scene_threshold=scene_threshold, cut_fill=cut_fill, overwrite=overwrite, encode=encode)
     model = {name: getattr(inference, name)
-             for name in ("weights", "steps", "ensemble", "refine_steps", "precision", "flow_resolution")}
+             for name in ("weights", "steps", "ensemble", "refine_steps", "precision", "flow_resolution", "noise")}
     request = BatchRequest(input, output, video, model, suffix, inference.device)
 
     def on_file(result, number, total) -> None:

@@ -32,7 +32,7 @@ NoiseOption = Annotated[float, typer.Option(help="Scale of the diffusion's sampl
 EnsembleOption = Annotated[bool, typer.Option(help="Also sample the time-reversed pair's flow and average the two "
                                                    "(as RIFE's --ensemble); twice the flow-denoising work.")]
 RefineOption = Annotated[int, typer.Option(help="Test-time photometric refinement of the sampled flow: Adam steps at most, "
-                                               "fewer once a pair stops improving (0: the paper's pipeline as is).")]
+                                               "fewer once a pair stops improving (0: the diffusion's flow as sampled).")]
 FlowResolutionOption = Annotated[str, typer.Option(help="Scale of the frames the flow is sampled on, as RIFE's --scale: "
                                                         "auto (0.5 from 854×480 pixels up, else 1; halved again for a pair "
                                                         "whose quick look finds large motion) or a number from 0.25 to 1.")]

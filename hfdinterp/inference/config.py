@@ -35,5 +35,5 @@ class InferenceConfig:
         if self.refine_steps > MAX_REFINE_STEPS:
             raise HFDError(f"--refine-steps must be at most {MAX_REFINE_STEPS}, got {self.refine_steps}")
         if not 0 <= self.noise <= MAX_SAMPLING_NOISE:
-            raise HFDError(f"--noise must be from 0 to {MAX_SAMPLING_NOISE:g}, got {self.noise:g}")
+            raise HFDError(f"--noise must be from 0 to {MAX_SAMPLING_NOISE:g}, got {self.noise!r}")
         parse_flow_resolution(self.flow_resolution)

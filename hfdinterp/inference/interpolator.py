@@ -294,7 +294,7 @@ def load_interpolator(weights: str | Path | None = None, device: str = "auto", p
                       noise: float = SAMPLING_NOISE) -> Interpolator:
     """The model from ``weights`` (a path or a known name; default: the bundled file), ready to run.
 
-    ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the paper's pipeline as is).
+    ``refine_steps``: Adam steps of test-time photometric flow refinement (0: the diffusion's flow as sampled).
     ``flow_resolution``: scale of the frames the flow is sampled on ("auto": by frame size, halved for
     pairs whose motion probe finds large motion; 1: the paper).
     ``noise``: scale of the diffusion's sampling noise (0: deterministic, the default; 1: the paper's sampler).
