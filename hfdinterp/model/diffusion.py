@@ -137,6 +137,7 @@ def sample_hierarchical(
     dtype = torch.promote_types(dtype, torch.float32)
     abar = alpha_bar(config)  # host float64 table: the loop reads Python floats from it
     schedule = level_timesteps(config, steps_per_level)
+
     def drawn(shape: tuple[int, ...]) -> torch.Tensor:
         if noise == 0:
             return torch.zeros(shape, device=device, dtype=dtype)

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..inference.config import SAMPLING_NOISE
-from ..limits import MAX_SAMPLING_NOISE
+from ..errors import HFDError
+from ..inference.config import SAMPLING_NOISE, InferenceConfig
 from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution,
                                          small_padder)
 from ..inference.interpolator import PROBE_SEED, probe_finds_large_motion
@@ -267,8 +267,10 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=SAMPLING_NOISE,
                         help="scale of the sampling noise (default: inference's; 1: the paper's sampler)")
     args = parser.parse_args()
-    if not 0 <= args.noise <= MAX_SAMPLING_NOISE:
-        parser.error(f"--noise must be from 0 to {MAX_SAMPLING_NOISE:g}, got {args.noise!r}")
+    try:
+        InferenceConfig(noise=args.noise).check()  # the bounds inference holds --noise to
+    except HFDError as error:
+        parser.error(str(error))
     resolution = parse_flow_resolution(args.flow_resolution)
     for weights in args.weights:
         model = load_weights(weights, "cpu").eval()
