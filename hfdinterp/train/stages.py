@@ -8,6 +8,7 @@
 | refine      | synthesizer              | sampled by the diffusion  | photometric (+ small flow L1)|
 | refine_mixed | synthesizer (ours)      | sampled, half of it polished | photometric (+ small flow L1)|
 | global_matching | the global matcher (ours) | —                      | all-pairs matching + prior L1|
+| diffusion_on_path | denoiser (ours)        | —                         | L1 on x̂_0, half on the sampler's own path |
 
 Beyond the paper, ``matching`` trains everything at once on two tasks sharing the encoder: the
 synthesizer with the true flow (photometric) and the denoiser at all three levels (flow L1), plus a
@@ -47,6 +48,9 @@ class Stage:
     # Of the batches, the share whose sampled 1/4 flow is polished photometrically first, as default
     # inference does; the rest see the flow as `--refine-steps 0` hands it over.
     refined_share: float = 0.0
+    # Of the diffusion batches, the share whose denoiser input is taken from the noise-free sampler's own
+    # path (``on_path_call``) instead of the true flow noised to a random t.
+    on_path_share: float = 0.0
 
 
 STAGES = {
@@ -58,6 +62,9 @@ STAGES = {
     "refine": Stage("refine", ("synthesizer",), 5e-5, output_warp="cubic", refined_share=1.0),
     # The same, learning for both inference settings: half the batches polished, half as sampled.
     "refine_mixed": Stage("refine_mixed", ("synthesizer",), 5e-5, output_warp="cubic", refined_share=0.5),
+    # Ours: stage 2 for the noise-free sampler (--noise 0): half the batches denoise what that sampler
+    # actually hands each call, made from the model's own earlier x̂_0s.
+    "diffusion_on_path": Stage("diffusion_on_path", ("denoiser",), 3e-4, on_path_share=0.5),
     # Ours: the global matcher alone, on the frozen encoder (cheap: no synthesis, no denoiser).
     "global_matching": Stage("global_matching", ("matcher",), 1e-3),
 }
@@ -133,14 +140,44 @@ def _denoise_level(model: HFD, batch: dict, level: int, features0, features1, ge
     return model.denoiser(x_t, steps, level, estimate, features0[k], features1[k], batch["time"]), target
 
 
+def on_path_call(model: HFD, batch: dict, features0, features1,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One denoiser call exactly as the noise-free sampler makes it at inference: the sampler runs on
+    the model's own x̂_0s without gradient, recording every call's (x_t, t, level, estimate); one call,
+    drawn at random, is made again with gradient -> (x̂_0, target, level), scaled units.
+
+    The paper's stage 2 only ever shows the denoiser the true flow noised to t. At ``--noise 0`` it sees
+    √ᾱ_t times its own coarser estimate instead (``sample_hierarchical``), which no q_sample draws."""
+    calls = []
+
+    def recording(denoise):
+        def recorded(x_t, step, level, estimate):
+            calls.append((x_t, step, level, estimate))
+            return denoise(x_t, step, level, estimate)
+        return recorded
+
+    with torch.no_grad():
+        model.sample_flows(features0, features1, batch["time"], wrap=recording, noise=0.0)
+    x_t, step, level, estimate = calls[int(torch.randint(len(calls), (1,), generator=generator))]
+    x0_hat = model.denoise_fn(features0, features1, batch["time"])(x_t, step, level, estimate)
+    target = downsample_flow(batch["flow"], LEVELS.scale(level)) / model.config.diffusion.flow_scale
+    return x0_hat, target, level
+
+
 def diffusion_loss(model: HFD, batch: dict, generator: torch.Generator, stage: Stage, perceptual=None,
                    level: int | None = None):
-    """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1."""
+    """Pick a level (unless given) and a t inside its segment, noise the true flow, predict x̂_0, L1.
+    With ``stage.on_path_share``, that share of the batches takes a call of the noise-free sampler
+    instead (``on_path_call``; its level is the call's)."""
     with torch.no_grad():
         features0, features1 = model.encode(batch["image0"]), model.encode(batch["image1"])
     drawn = int(torch.randint(LEVELS.count, (1,), generator=generator))
-    level = drawn if level is None else level
-    x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator)
+    on_path = float(torch.rand(1, generator=generator)) < stage.on_path_share
+    if on_path and level is None:
+        x0_hat, target, level = on_path_call(model, batch, features0, features1, generator)
+    else:
+        level = drawn if level is None else level
+        x0_hat, target = _denoise_level(model, batch, level, features0, features1, generator)
     loss = flow_l1(x0_hat, target)
     return loss, {"flow_px": loss.item() * model.config.diffusion.flow_scale, "level": level}
 
@@ -251,6 +288,7 @@ def global_matching_loss(model: HFD, batch: dict, generator: torch.Generator, st
     return _global_matching_terms(model, batch, features0, features1)
 
 
-STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "joint": joint_loss,
+STAGE_LOSSES = {"synthesizer": synthesizer_loss, "diffusion": diffusion_loss, "diffusion_on_path": diffusion_loss,
+                "joint": joint_loss,
                 "matching": matching_loss, "refine": refine_loss, "refine_mixed": refine_loss,
                 "global_matching": global_matching_loss}
