@@ -15,7 +15,8 @@ from .base import app, console, user_errors
 @user_errors
 def train(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints (resumed if present) and train.log.")],
-    stage: Annotated[str, typer.Option(help="synthesizer, matching, diffusion, joint, refine; 'all' = synthesizer,matching "
+    stage: Annotated[str, typer.Option(help="synthesizer, matching, diffusion, diffusion_on_path, joint, refine, refine_mixed, "
+                                       "global_matching; 'all' = synthesizer,matching "
                                        "(ours); 'paper' = synthesizer,diffusion,joint.")] = "all",
     steps: Annotated[str, typer.Option(help="Steps of the stage, or comma-separated counts for 'all' (two) or 'paper' (three).")] = "2000,4000",
     photos: Annotated[Optional[Path], typer.Option(help="Folder of photos for synthetic triplets with exact flow.")] = None,
