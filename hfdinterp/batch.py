@@ -245,21 +245,33 @@ def _gather(values: list, world: int) -> list:
     return [v for part in everyone for v in part]
 
 
-def _plan(request: BatchRequest, options: dict, rank: int, world: int) -> tuple[list[Job], list[Job]]:
-    """(to do, done earlier): one rank plans, so every rank shares out the same list."""
-    plan = None
+def _plan(request: BatchRequest, options: dict, rank: int, world: int) -> tuple[list[Job], list[Job], list[Path]]:
+    """(to do, done earlier, folders this call created): one rank plans, so every rank shares out the
+    same list; only that rank creates folders."""
+    plan, created = None, []
     if rank == 0:
         try:
             jobs = list_jobs(request)
-            request.output.mkdir(parents=True, exist_ok=True)
-            (request.output / MANIFEST).mkdir(exist_ok=True)
+            for folder in (request.output, request.output / MANIFEST):
+                if not folder.is_dir():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    created.append(folder)
             plan = pending(jobs, read_manifest(request.output), options)
         except (HFDError, OSError) as error:
             plan = HFDError(str(error))
     plan = _broadcast(plan, world)
     if isinstance(plan, HFDError):
         raise plan
-    return plan
+    return (*plan, created)
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """Undo the folders a batch created before it stopped with nothing written (bad weights or options)."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            return
 
 
 def _run_file(job: Job, interpolator, request: BatchRequest, rank: int, on_warning) -> FileResult:
@@ -297,11 +309,15 @@ def run_batch(load: Callable[[str], object], request: BatchRequest,
     started = clock.time()
     rank, world, joined = _process_group()
     options = fingerprint(request)
-    todo, earlier = _plan(request, options, rank, world)
+    todo, earlier, created = _plan(request, options, rank, world)
     mine = share(todo, rank, world)
     manifest = request.output / MANIFEST / f"rank-{rank}.jsonl"
     results: list[FileResult] = []
-    interpolator = load(rank_device(request.device)) if mine else None  # bad weights: one error, not one per file
+    try:
+        interpolator = load(rank_device(request.device)) if mine else None  # bad weights: one error, not one per file
+    except BaseException:
+        _remove_if_empty(created)  # a refused run leaves no empty output folder behind
+        raise
     with _terminate_as_interrupt():
         for number, job in enumerate(mine, 1):
             result = _run_file(job, interpolator, request, rank, on_warning)

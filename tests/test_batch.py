@@ -109,6 +109,21 @@ def test_done_means_recorded_with_the_same_options_and_still_there(tmp_path):
     assert [j.key for j in done] == ["a.mp4"] and [j.key for j in todo] == ["b.mp4", "c.mp4", "d.mp4"]
 
 
+@pytest.mark.parametrize("bad", [["-w", "no-such-weights.safetensors"], ["--noise", "2"], ["--steps", "2"]])
+def test_a_refused_batch_leaves_no_output_folder_behind(clips, tmp_path, tiny_weights, bad):
+    """Bad weights or inference options: one error line, and the output folder it would have made is not
+    left behind (empty, with an empty manifest folder in it); a folder that was there already stays."""
+    root, _ = clips
+    out = tmp_path / "new" / "out"
+    result = CliRunner().invoke(app, ["batch", str(root), str(out), "-w", tiny_weights, *FAST, *bad])
+    assert result.exit_code != 0 and "Traceback" not in result.output and "rror" in result.output, result.output
+    assert not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    result = CliRunner().invoke(app, ["batch", str(root), str(kept), "-w", tiny_weights, *FAST, *bad])
+    assert result.exit_code != 0 and kept.is_dir() and list(kept.iterdir()) == []
+
+
 def test_one_process_writes_every_file_records_failures_and_skips_on_rerun(clips, tmp_path, tiny_weights):
     root, frames = clips
     source = tmp_path / "in"
