@@ -171,3 +171,10 @@ def test_the_benchmarks_clips_read_back_alike_in_hfdinterp_and_in_its_scoring(tm
     for mine, theirs, truth in zip(read, scored, frames):
         assert np.abs(mine.astype(int) - theirs).max() <= 1
         assert np.abs(theirs.astype(int) - truth).max() <= 2
+
+
+@pytest.mark.parametrize("noise", [-0.1, 1.5, float("nan")])
+def test_an_interpolator_built_directly_refuses_noise_out_of_range(tiny_model, noise):
+    with pytest.raises(ValueError, match="noise must be from 0 to 1"):
+        Interpolator(tiny_model, torch.device("cpu"), torch.float32, noise=noise)
+    assert Interpolator(tiny_model, torch.device("cpu"), torch.float32, noise=0.5).noise == 0.5

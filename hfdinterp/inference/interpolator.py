@@ -35,6 +35,7 @@ import torch
 
 from ..errors import HFDError
 from ..io.images import full_scale
+from ..limits import MAX_SAMPLING_NOISE
 from ..model import HFD
 from ..model.diffusion import split_steps
 from ..model.warp import InputPadder
@@ -140,6 +141,8 @@ class Interpolator:
     def __init__(self, model: HFD, device: torch.device, dtype: torch.dtype, steps: int = 6,
                  ensemble: bool = False, refinement: FlowRefinement | None = FlowRefinement(),
                  flow_resolution: float | None = None, noise: float = SAMPLING_NOISE):
+        if not 0 <= noise <= MAX_SAMPLING_NOISE:  # the bound InferenceConfig.check gives the command line
+            raise ValueError(f"noise must be from 0 to {MAX_SAMPLING_NOISE:g}, got {noise!r}")
         self.model = model.to(device).eval()
         if device.type == "cuda":  # cuDNN's half-precision kernels want NHWC; on the CPU it measured within noise
             self.model.to(memory_format=torch.channels_last)
