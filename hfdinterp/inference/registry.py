@@ -39,7 +39,7 @@ KNOWN_WEIGHTS: dict[str, KnownWeights] = {
     for entry in (
         KnownWeights(
             name="hfd-small", repo_id="hfdinterp/hfd-small", revision="v0.6.0", filename="hfd-small.safetensors",
-            sha256="31ccbfb1a54e74cecffcf6e60c62590e79e934087f90a4c4dcc0721f6373009e", size=4928052,
+            sha256="06a7d57a104f6f57bf1a1785fa7cc89868d38ddbcf3430adcf5f787d669c5f77", size=4928132,
             description="small preset, CPU-friendly; bundled with the package", bundled=True, published=False,
         ),
     )
