@@ -77,7 +77,33 @@ def test_the_trusted_table_counts_only_trusted_pixels(tmp_path):
     trusted = flow_error_table(model, tmp_path, trusted=True)["set"]
     assert trusted["kept"]["<8"] < 0.6  # the flat case and the scene's own flat parts are out
     assert trusted["share"]["<8"] == everything["share"]["<8"] == 1.0
-    assert "| trusted (of the bucket's pixels) |" in format_tables({"set": trusted}, "tiny")
+    assert "| kept (of the bucket's pixels) |" in format_tables({"set": trusted}, "tiny")
+
+
+def test_linear_pixels_keep_a_middle_frame_halfway_and_drop_one_that_is_not():
+    from hfdinterp.train.flow_error import linear_pixels
+
+    flow = torch.zeros(4, 8, 8)
+    flow[0], flow[2] = -40, 40  # 80 px, the middle frame halfway: linear
+    flow[0, :4] = -70  # top half: 110 px, the middle frame 15 px off the midpoint (14 % of the motion)
+    kept = linear_pixels(flow)
+    assert kept[4:].all() and not kept[:4].any()
+    assert linear_pixels(torch.full((4, 8, 8), 0.4)).all()  # still within a pixel: kept
+
+
+def test_the_linear_table_and_the_teacher_row(tmp_path):
+    from hfdinterp.train.teacher import RifeIFNet
+
+    flow = np.zeros((4, 48, 64), np.float32)
+    flow[0], flow[2] = -20, 20  # 40 px, linear
+    flow[0, :24] = -34  # top half: 54 px, the middle frame 7 px off the midpoint: not linear
+    _case(tmp_path / "set" / "a", flow)
+    torch.manual_seed(0)
+    model = HFD(PRESETS["tiny"]).eval()
+    table = flow_error_table(model, tmp_path, linear=True, teacher=RifeIFNet().eval())["set"]
+    assert table["kept"]["32–64"] == 0.5  # the bottom half
+    assert abs(table["1/4"]["32–64"] - 20) < 1e-3  # zero flow against ±20 px, the top half left out
+    assert set(table["teacher (I0, I1)"]) == set(table["1/4"]) and np.isfinite(table["teacher (I0, I1)"]["32–64"])
 
 
 def test_the_correlation_of_a_still_pair_peaks_at_zero_motion(tmp_path):

@@ -21,6 +21,13 @@ of the two frames' 1/16 features, peaks at the true motion (``correlation_hits``
 EPE is the mean over both flows (f_τ→0, f_τ→1) of |f − f_ref|, bucketed per pixel by the motion
 between the two frames, |f_ref,τ→1 − f_ref,τ→0| in full-resolution pixels.
 
+With ``--teacher``, the teacher's own bilateral flow from I0 and I1 alone (``teacher.py``, RIFE 4.x's
+IFNet at τ = 0.5, as a user of RIFE gets it) is scored beside the model's: what a strong two-frame
+method achieves in each bucket. The reference of a real triplet comes from the true middle frame, so
+where the motion is not linear (a hand-held camera's shake over 12 frames, a person who stops) no
+method that sees only I0 and I1 can place the middle frame; with ``--linear`` only the pixels whose
+reference is close to linear motion count (``linear_pixels``).
+
 With ``--trusted``, only the pixels where the reference can be checked count (``trusted_pixels``):
 its motion is observable (the middle frame has texture in both directions around the pixel: a
 uniform sky panning 100 px fits any flow) and it agrees with the frames (both frames warped by it
@@ -56,6 +63,10 @@ BUCKETS = ((0, 8), (8, 32), (32, 64), (64, 128), (128, float("inf")))
 TEXTURE_WINDOW = 15  # pixels: the neighbourhood whose structure tensor says whether motion is observable
 MIN_TEXTURE = 1e-4  # smaller eigenvalue of that structure tensor (grey levels in [0, 1]): below it, flat
 MAX_WARP_ERROR = 0.05  # mean |w(I, f_ref) − I_τ| over the channels (13 grey levels of 255): above it, no match
+# ``linear_pixels``: under linear motion the pixel at τ = 0.5 lies halfway between its matches in I0
+# and I1 (f_τ→0 = −f_τ→1). A reference whose pixel lies further from that midpoint than this share of
+# the motion is motion that two frames cannot predict.
+MAX_NONLINEARITY = 0.1
 
 
 def bucket_name(low: float, high: float) -> str:
@@ -122,10 +133,31 @@ def trusted_pixels(image0: np.ndarray, middle: np.ndarray, image1: np.ndarray, r
     return ((smaller[:, 0] >= MIN_TEXTURE) & (mismatch <= MAX_WARP_ERROR))[0]
 
 
+def linear_pixels(reference: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: where the reference bilateral flow at τ = 0.5 (4, H, W) is close to linear motion:
+    the pixel lies within ``MAX_NONLINEARITY`` of the motion from the midpoint of its two matches,
+    |f_τ→0 + f_τ→1| / 2 ≤ MAX_NONLINEARITY · |f_τ→1 − f_τ→0| (a still pixel, within a pixel of both)."""
+    off_midpoint = (reference[:2] + reference[2:]).norm(dim=0) / 2
+    motion = (reference[2:] - reference[:2]).norm(dim=0)
+    return off_midpoint <= torch.clamp(MAX_NONLINEARITY * motion, min=1.0)
+
+
+@torch.no_grad()
+def teacher_flow(teacher, image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
+    """The teacher's bilateral flow at τ = 0.5 from the two frames alone ((H, W, 3) in [0, 1]): (4, H, W)."""
+    from .teacher import teacher_bilateral_flow
+
+    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()  # noqa: E731
+    return teacher_bilateral_flow(teacher, tensor(image0), tensor(image1), torch.tensor([0.5]))[0]
+
+
 def flow_error_table(model, root: Path, refine_steps: int = 0, resolution: float | None = 1.0,
-                     trusted: bool = False, noise: float = SAMPLING_NOISE) -> dict[str, dict[str, dict[str, float]]]:
+                     trusted: bool = False, noise: float = SAMPLING_NOISE, teacher=None,
+                     linear: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """{set: {flow name: {bucket: EPE}}} plus each set's pixel share per bucket under ``"share"``;
-    ``trusted``: over ``trusted_pixels`` only, with the share of each bucket's pixels kept under ``"kept"``."""
+    ``trusted`` / ``linear``: over ``trusted_pixels`` / ``linear_pixels`` only (both: over both), with
+    the share of each bucket's pixels kept under ``"kept"``; ``teacher``: also its own flow from I0
+    and I1 (``teacher_flow``), as the row ``"teacher (I0, I1)"``."""
     tables = {}
     for set_name, cases in find_cases(root).items():
         sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -137,25 +169,31 @@ def flow_error_table(model, root: Path, refine_steps: int = 0, resolution: float
             reference = torch.from_numpy(np.load(case / "flow.npy").astype(np.float32))  # (4, H, W)
             image0, image1 = (read_image(case / f"{n}.png").pixels[..., :3] for n in ("i0", "i1"))
             motion = (reference[2:] - reference[:2]).norm(dim=0)  # (H, W)
+            kept = torch.ones_like(motion, dtype=torch.bool)
             if trusted:
                 middle = read_image(find_image(case, "gt")).pixels[..., :3]
-                kept = trusted_pixels(image0, middle, image1, reference)
+                kept &= trusted_pixels(image0, middle, image1, reference)
+            if linear:
+                kept &= linear_pixels(reference)
             for low, high in BUCKETS:
                 inside = (motion >= low) & (motion < high)
                 all_counts[bucket_name(low, high)] += float(inside.sum())
-                counts[bucket_name(low, high)] += float((inside & kept).sum() if trusted else inside.sum())
-            for name, flow in case_flows(model, image0, image1, refine_steps, resolution=resolution, noise=noise).items():
+                counts[bucket_name(low, high)] += float((inside & kept).sum())
+            flows = case_flows(model, image0, image1, refine_steps, resolution=resolution, noise=noise)
+            if teacher is not None:
+                flows["teacher (I0, I1)"] = teacher_flow(teacher, image0, image1)
+            for name, flow in flows.items():
                 error = ((flow[:2] - reference[:2]).norm(dim=0) + (flow[2:] - reference[2:]).norm(dim=0)) / 2
                 for low, high in BUCKETS:
                     inside = (motion >= low) & (motion < high)
-                    sums[name][bucket_name(low, high)] += float(error[inside & kept if trusted else inside].sum())
+                    sums[name][bucket_name(low, high)] += float(error[inside & kept].sum())
         if not counts:
             continue
         total = sum(counts.values())
         tables[set_name] = {name: {b: (values[b] / counts[b] if counts[b] else float("nan")) for b in counts}
                             for name, values in sums.items()}
         tables[set_name]["share"] = {b: counts[b] / total if total else 0.0 for b in counts}
-        if trusted:
+        if trusted or linear:
             tables[set_name]["kept"] = {b: counts[b] / all_counts[b] if all_counts[b] else 0.0 for b in counts}
     return tables
 
@@ -244,7 +282,7 @@ def format_tables(tables: dict, label: str) -> str:
         lines.append("|---" * (len(buckets) + 1) + "|")
         lines.append("| pixels | " + " | ".join(f"{table['share'][b]:.1%}" for b in buckets) + " |")
         if "kept" in table:
-            lines.append("| trusted (of the bucket's pixels) | " + " | ".join(f"{table['kept'][b]:.1%}" for b in buckets)
+            lines.append("| kept (of the bucket's pixels) | " + " | ".join(f"{table['kept'][b]:.1%}" for b in buckets)
                          + " |")
         for name, row in table.items():
             if name not in ("share", "kept"):
@@ -264,6 +302,10 @@ def main() -> None:
                         help="also: how often the global matcher's best match is the true one")
     parser.add_argument("--trusted", action="store_true",
                         help="only pixels where the reference is observable and agrees with the frames")
+    parser.add_argument("--linear", action="store_true",
+                        help="only pixels whose reference is close to linear motion (what two frames can predict)")
+    parser.add_argument("--teacher", nargs="?", const="", default=None, metavar="WEIGHTS",
+                        help="also score the teacher's own flow from I0 and I1 (RIFE 4.x; default: its cache)")
     parser.add_argument("--noise", type=float, default=SAMPLING_NOISE,
                         help="scale of the sampling noise (default: inference's; 1: the paper's sampler)")
     args = parser.parse_args()
@@ -272,11 +314,16 @@ def main() -> None:
     except HFDError as error:
         parser.error(str(error))
     resolution = parse_flow_resolution(args.flow_resolution)
+    teacher = None
+    if args.teacher is not None:
+        from .teacher import load_teacher
+        teacher = load_teacher(args.teacher or None)
     for weights in args.weights:
         model = load_weights(weights, "cpu").eval()
         label = (f"{weights}, flow resolution {args.flow_resolution}, noise {args.noise:g}"
-                 + (", trusted pixels" if args.trusted else ""))
-        tables = flow_error_table(model, Path(args.root), args.refine_steps, resolution, args.trusted, args.noise)
+                 + (", trusted pixels" if args.trusted else "") + (", linear motion" if args.linear else ""))
+        tables = flow_error_table(model, Path(args.root), args.refine_steps, resolution, args.trusted, args.noise,
+                                  teacher, args.linear)
         print(format_tables(tables, label), flush=True)
         if args.correlation:
             for set_name, shares in correlation_hits(model, Path(args.root), resolution).items():
