@@ -190,3 +190,26 @@ def test_the_matcher_hits_a_pure_translation_and_counts_by_motion(tmp_path):
     shares = matcher_hits(model, tmp_path)["set"]
     assert np.isnan(shares["<8"]) and np.isnan(shares["64–128"])
     assert shares["32–64"] > 0.9
+
+
+def test_fast_windows_are_decoded_where_asked_and_each_gap_keeps_its_best_triplet(tmp_path):
+    from hfdinterp.io.testclip import make_test_clip
+    from hfdinterp.train.dev_sets import _windows, build_fast
+    from hfdinterp.train.teacher import RifeIFNet
+
+    clip = make_test_clip(tmp_path / "film.mp4", width=96, height=64, frames=40, audio=False)
+    windows = list(_windows(clip, first=4, last=34, every=12, window=6, long_side=48))
+    assert [start for start, _ in windows] == [4, 16, 28]
+    assert all(frames.shape == (6, 32, 48, 3) for _, frames in windows)
+    torch.manual_seed(0)
+    teacher = RifeIFNet().eval()  # untrained: any motion; min_share 0 keeps each window's best
+    build_fast(str(clip), tmp_path / "dev" / "fast", first=4, last=34, every=12, window=6, gaps=[2, 4],
+               min_share=0.0, long_side=48, teacher=teacher)
+    cases = sorted(p.name for p in (tmp_path / "dev" / "fast").iterdir())
+    assert len(cases) == 6 and all(c.startswith("film-f") for c in cases)
+    assert {c[-5:] for c in cases} == {"gap02", "gap04"}
+    case = tmp_path / "dev" / "fast" / cases[0]
+    assert np.load(case / "flow.npy").shape == (4, 32, 48)
+    build_fast(str(clip), tmp_path / "dev" / "none", first=4, last=34, every=12, window=6, gaps=[2],
+               min_share=1.01, long_side=48, teacher=teacher)  # no triplet can have more than all its pixels
+    assert not (tmp_path / "dev" / "none").exists()
