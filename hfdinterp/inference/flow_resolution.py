@@ -12,9 +12,8 @@ the test-time refinement then polishes the 1/4 flow against the full-resolution 
 
 With ``auto`` (the default) r is 1 or 0.5 by frame size, and a motion probe runs first: the
 coarsest level of the pass at r/2 (two denoiser calls on the smallest maps, 3 % of a pair). A pair
-whose probe shows large motion (``motion_is_large``) gets the whole pass at r/2 as well as the pass
-at r, and the two are combined pixel by pixel (``pass_fusion.py``); any other pair is sampled at r
-exactly as without the probe.
+whose probe shows large motion (``motion_is_large``) gets the whole pass at r/2 and skips the pass
+at r; any other pair is sampled at r exactly as without the probe.
 """
 
 from __future__ import annotations
@@ -36,12 +35,10 @@ LOWEST_RESOLUTION = 0.25  # there a 480p frame's coarsest level (1/16) is alread
 # The motion probe of ``auto`` (ours): a pair on which more than PROBE_SHARE of the pixels of the
 # probe's coarsest level move more than PROBE_MOTION pixels of the chosen flow pass (half the coarsest
 # level's ±64 px reach there, past which the shipped weights lose the motion: weights/README.md, EPE
-# by motion size) is also sampled at half the resolution, the two passes fused pixel by pixel. Any
-# such pixel at all: the fusion keeps the fine pass wherever it aligns the frames better, so a pair
-# with little large motion loses nothing (0.6 switched the whole pair beyond a share of 0.1, which
-# the fusion beats: weights/README.md, "Two passes, fused").
+# by motion size) is sampled at half the resolution. Measured: on the eval sets and real-large no
+# pixel passes PROBE_MOTION; 6 of 16 triplets of each synthetic large-motion dev set pass the share.
 PROBE_MOTION = 32.0
-PROBE_SHARE = 0.0
+PROBE_SHARE = 0.1
 
 
 def auto_resolution(height: int, width: int) -> float:

@@ -46,7 +46,6 @@ from .ensemble import sample_both_ways
 from .flow_resolution import (auto_resolution, content, downscaled, full_resolution_flows, motion_is_large,
                               parse_flow_resolution, small_padder)
 from .host_memory import keep_freed_memory
-from .pass_fusion import fuse_passes
 from .refinement import FlowRefinement, refine_flow
 from .registry import resolve_weights
 
@@ -221,8 +220,8 @@ class Interpolator:
     def flows(self, first: PreparedFrames, second: PreparedFrames, times: torch.Tensor, generators,
               probe_generators=None) -> list[torch.Tensor]:
         """The sampled bilateral flows at 1/16, 1/8, 1/4 after the optional steps: sampled on the
-        downscaled frames (``flow_resolution``; with ``auto``, also at half that scale for pairs the
-        motion probe finds large, the two passes fused pixel by pixel) and brought to the full frames' levels, both ways round (``ensemble``), then
+        downscaled frames (``flow_resolution``; with ``auto``, at half that scale for pairs the motion
+        probe finds large) and brought to the full frames' levels, both ways round (``ensemble``), then
         the 1/4 flow polished photometrically (``refinement``)."""
         sample = functools.partial(sample_both_ways, self.model) if self.ensemble else self.model.sample_flows
         size = tuple(first.images.shape[-2:])
@@ -234,15 +233,20 @@ class Interpolator:
                 return sampled
             return full_resolution_flows(sampled[-1], small_padder(size, scale, self.model.config.pad_multiple), size)
 
-        flows = sampled_at(resolution, first.flow_features or first.features,
-                           second.flow_features or second.features, generators)
+        large = None
         if first.probe_features is not None:  # ours: the motion probe (flow_resolution.py), on its 1/16 level
             large = probe_finds_large_motion(self.model, first.probe_features, second.probe_features, times,
                                              _fresh(probe_generators), self.steps_per_level, size, resolution,
                                              self.noise)
             if bool(large.any()):  # the whole probe pass, its first level drawn again with the same noise
                 probe = sampled_at(resolution / 2, first.probe_features, second.probe_features, _fresh(probe_generators))
-                flows = fuse_passes(first.images, second.images, flows, probe, large)  # ours: pass_fusion.py
+        if large is not None and bool(large.all()):
+            flows = probe
+        else:
+            flows = sampled_at(resolution, first.flow_features or first.features,
+                               second.flow_features or second.features, generators)
+            if large is not None and bool(large.any()):
+                flows = [torch.where(large.view(-1, 1, 1, 1), p, f) for p, f in zip(probe, flows)]
         if self.refinement is not None:  # ours: polish the 1/4 flow photometrically before synthesis
             flows = flows[:2] + [refine_flow(first.images, second.images, flows[2], times, self.refinement)]
         return flows

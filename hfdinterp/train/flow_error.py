@@ -50,7 +50,6 @@ from ..inference.config import SAMPLING_NOISE, InferenceConfig
 from ..inference.flow_resolution import (auto_resolution, downscaled, full_resolution_flows, parse_flow_resolution,
                                          small_padder)
 from ..inference.interpolator import PROBE_SEED, probe_finds_large_motion
-from ..inference.pass_fusion import fuse_passes
 from ..inference.refinement import FlowRefinement, refine_flow
 from ..io.images import read_image
 from ..io.triplets import find_cases, find_image
@@ -78,54 +77,41 @@ def bucket_name(low: float, high: float) -> str:
 def case_flows(model, image0: np.ndarray, image1: np.ndarray, refine_steps: int, seed: int = 0,
                resolution: float | None = 1.0, noise: float = SAMPLING_NOISE) -> dict:
     """{name: (4, H, W) full-resolution flow} for one pair at τ = 0.5; ``resolution`` None: ``auto``,
-    as inference: by size, and for a pair whose motion probe (``motion_is_large``) finds large motion
-    also the pass at half that resolution, the two fused pixel by pixel (``pass_fusion``)."""
+    as inference: by size, halved for a pair whose motion probe (``motion_is_large``) finds large motion."""
     tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
     height, width = image0.shape[:2]
     multiple = model.config.pad_multiple
     padder = InputPadder(height, width, multiple)
     i0, i1 = padder.pad(tensor(image0)), padder.pad(tensor(image1))
-    size = tuple(i0.shape[-2:])
     time = torch.tensor([0.5])
-    large = torch.tensor([False])
     if resolution is None:
         resolution = auto_resolution(height, width)
         large = probe_finds_large_motion(model, model.encode(downscaled(i0, resolution / 2, multiple)),
                                          model.encode(downscaled(i1, resolution / 2, multiple)), time,
-                                         [torch.Generator().manual_seed(seed + PROBE_SEED)], None, size,
-                                         resolution, noise)
+                                         [torch.Generator().manual_seed(seed + PROBE_SEED)], None,
+                                         tuple(i0.shape[-2:]), resolution, noise)
+        if bool(large[0]):  # as inference does: the probe's pass, with the probe's noise
+            resolution, seed = resolution / 2, seed + PROBE_SEED
     features0, features1 = model.encode(i0), model.encode(i1)
-
-    def pass_features(scale: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        if scale >= 1:
-            return features0, features1
-        return model.encode(downscaled(i0, scale, multiple)), model.encode(downscaled(i1, scale, multiple))
-
-    def sampled_pass(scale: float, pass_seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-        """The pass at ``scale``: its levels and its starting estimate on the full frames' 1/4 grid (for
-        the rows), the flows the synthesizer receives (the full frames' 1/16, 1/8, 1/4, as inference)."""
-        features = pass_features(scale)
-        sampled = model.sample_flows(*features, time, torch.Generator().manual_seed(pass_seed), noise=noise)
-        start = (model.starting_estimate(*features, time) * model.config.diffusion.flow_scale
-                 if model.matcher is not None else None)
-        if scale >= 1:
-            return sampled, sampled, start
-        small = small_padder(size, scale, multiple)
-        on_finest = lambda flow: full_resolution_flows(F.interpolate(  # noqa: E731
-            flow, size=sampled[-1].shape[-2:], mode="bilinear", align_corners=False), small, size)[-1]
-        return ([on_finest(level) for level in sampled], full_resolution_flows(sampled[-1], small, size),
-                None if start is None else on_finest(start))
+    small = small_padder(i0.shape[-2:], resolution, multiple)
+    flow_features = (features0, features1) if resolution >= 1 else \
+        (model.encode(downscaled(i0, resolution, multiple)), model.encode(downscaled(i1, resolution, multiple)))
+    sampled = model.sample_flows(*flow_features, time, torch.Generator().manual_seed(seed), noise=noise)
 
     def full(flow: torch.Tensor) -> torch.Tensor:  # a flow on the padded frames' grid -> (4, H, W)
-        return padder.unpad(F.interpolate(flow, size=size, mode="bilinear", align_corners=False))[0]
+        return padder.unpad(F.interpolate(flow, size=i0.shape[-2:], mode="bilinear", align_corners=False))[0]
 
-    rows, flows, start = sampled_pass(resolution, seed)
-    if bool(large[0]):  # as inference does: the probe's pass too, with the probe's noise, fused
-        flows = fuse_passes(i0, i1, flows, sampled_pass(resolution / 2, seed + PROBE_SEED)[1], large)
-        rows = flows  # a fused pair's levels: the fused flows, as the synthesizer receives them
-    result = {name: full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), rows)}
-    if start is not None:  # what the coarsest level (of the pass at ``resolution``) started from
-        result = {"global prior": full(start), **result}
+    def sampled_full(flow: torch.Tensor) -> torch.Tensor:  # any level of the flow pass -> (4, H, W)
+        if resolution < 1:
+            flow = full_resolution_flows(F.interpolate(flow, size=sampled[-1].shape[-2:], mode="bilinear",
+                                                       align_corners=False), small, i0.shape[-2:])[2]
+        return full(flow)
+
+    result = {name: sampled_full(flow) for name, flow in zip(("1/16", "1/8", "1/4"), sampled)}
+    flows = sampled if resolution >= 1 else full_resolution_flows(sampled[-1], small, i0.shape[-2:])
+    if model.matcher is not None:  # what the coarsest level started from
+        prior = model.starting_estimate(*flow_features, time) * model.config.diffusion.flow_scale
+        result = {"global prior": sampled_full(prior), **result}
     if refine_steps > 0:
         flows = flows[:2] + [refine_flow(i0, i1, flows[2], time, FlowRefinement(steps=refine_steps))]
         result["1/4 refined"] = full(flows[2])
