@@ -213,3 +213,16 @@ def test_fast_windows_are_decoded_where_asked_and_each_gap_keeps_its_best_triple
     build_fast(str(clip), tmp_path / "dev" / "none", first=4, last=34, every=12, window=6, gaps=[2],
                min_share=1.01, long_side=48, teacher=teacher)  # no triplet can have more than all its pixels
     assert not (tmp_path / "dev" / "none").exists()
+
+
+def test_baselines_score_minterpolate_the_average_and_with_a_teacher_its_frame(tmp_path):
+    from hfdinterp.train.dev_sets import score_baselines
+    from hfdinterp.train.teacher import RifeIFNet
+
+    _case(tmp_path / "set" / "a", np.zeros((4, 48, 64), np.float32))
+    plain = score_baselines(tmp_path)["set"]
+    assert set(plain) == {"minterpolate", "average", "count"} and plain["count"] == 1
+    torch.manual_seed(0)
+    with_teacher = score_baselines(tmp_path, teacher=RifeIFNet().eval())["set"]
+    assert set(with_teacher) == {"minterpolate", "average", "teacher", "count"}
+    assert with_teacher["average"] == plain["average"] and np.isfinite(with_teacher["teacher"]["psnr"])

@@ -4,7 +4,7 @@
     python -m hfdinterp.train.dev_sets fast FILM --out DEV/real-fast [--first 1200 --last 11400 --every 240]
     python -m hfdinterp.train.dev_sets synthetic PHOTOS --out DEV/synthetic-large [--count 24 --size 448]
     python -m hfdinterp.train.dev_sets synthetic PHOTOS --out DEV/synthetic-textured --size 704 --max-motion 0.25 --min-texture 6e-4
-    python -m hfdinterp.train.dev_sets baselines DEV [--lpips alexnet.ckpt]
+    python -m hfdinterp.train.dev_sets baselines DEV [--lpips alexnet.ckpt] [--teacher]
 
 ``real``: triplets (i, i + k, i + 2k) from held-out clips (split into shots at scene cuts), the true
 middle frame as ground truth, gaps 2k of ``--strides`` frames; each case also stores the teacher's
@@ -21,7 +21,8 @@ no training run uses; with ``--min-texture``, textured backgrounds only (``Synth
 so that large motion can be seen and checked (on the flat skies of the plain set any flow fits),
 from seeds of their own. Both write ``<case>/{i0, gt, i1}.png`` + ``flow.npy``, the layout ``hfdinterp
 eval`` reads. ``baselines``: PSNR / SSIM (/ LPIPS) of FFmpeg's ``minterpolate`` (mci, obmc, as the
-reference table) and of the plain average, on every set under DEV.
+reference table) and of the plain average, on every set under DEV; with ``--teacher``, also RIFE 4.x's
+own frame (the teacher, from I0 and I1), the two-frame method our users compare us with.
 """
 
 from __future__ import annotations
@@ -169,18 +170,26 @@ def minterpolate_middle(image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
     return frames[0.5]
 
 
-def score_baselines(root: Path, lpips_weights: str | None = None) -> dict:
+def score_baselines(root: Path, lpips_weights: str | None = None, teacher=None) -> dict:
+    """{set: {method: {psnr, ssim[, lpips]}, count}} of ``minterpolate`` and the plain average, and with
+    ``teacher`` (``teacher.load_teacher``) of its own frame from I0 and I1 (RIFE 4.x, as its users get it)."""
     lpips = None
     if lpips_weights:
         from .perceptual import LPIPS
         lpips = LPIPS(lpips_weights).eval()
     results = {}
     for set_name, cases in find_cases(root).items():
-        scores = {"minterpolate": [], "average": []}
+        scores = {"minterpolate": [], "average": []} | ({"teacher": []} if teacher is not None else {})
         for case in cases:
             i0, gt, i1 = (to_integer(read_image(case / f"{n}.png").pixels[..., :3]) for n in ("i0", "gt", "i1"))
             predictions = {"minterpolate": minterpolate_middle(i0, i1),
                            "average": to_integer((i0.astype(np.float32) + i1) / 2 / 255)}
+            if teacher is not None:
+                from .teacher import teacher_interpolate
+
+                as_batch = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+                frame = teacher_interpolate(teacher, as_batch(i0), as_batch(i1), torch.tensor([0.5]))
+                predictions["teacher"] = to_integer(frame[0].permute(1, 2, 0).numpy())
             for method, prediction in predictions.items():
                 score = {"psnr": psnr(prediction, gt), "ssim": ssim(prediction, gt)}
                 if lpips is not None:
@@ -222,6 +231,7 @@ def main() -> None:
     baselines = commands.add_parser("baselines")
     baselines.add_argument("root")
     baselines.add_argument("--lpips")
+    baselines.add_argument("--teacher", action="store_true", help="also the teacher's own frame (RIFE 4.x)")
     args = parser.parse_args()
     if args.command == "real":
         build_real(args.clips, Path(args.out), args.strides, args.per_stride)
@@ -230,7 +240,11 @@ def main() -> None:
     elif args.command == "synthetic":
         build_synthetic(args.photos, Path(args.out), args.count, args.size, args.max_motion, args.min_texture)
     else:
-        print(json.dumps(score_baselines(Path(args.root), args.lpips), indent=1))
+        teacher = None
+        if args.teacher:
+            from .teacher import load_teacher
+            teacher = load_teacher()
+        print(json.dumps(score_baselines(Path(args.root), args.lpips, teacher), indent=1))
 
 
 if __name__ == "__main__":
