@@ -192,8 +192,9 @@ def test_the_matcher_hits_a_pure_translation_and_counts_by_motion(tmp_path):
     assert shares["32–64"] > 0.9
 
 
-def test_fast_windows_are_decoded_where_asked_and_each_gap_keeps_its_best_triplet(tmp_path):
+def test_fast_windows_are_decoded_where_asked_and_each_gap_keeps_its_best_triplet(tmp_path, monkeypatch):
     from hfdinterp.io.testclip import make_test_clip
+    from hfdinterp.train import dev_sets
     from hfdinterp.train.dev_sets import _windows, build_fast
     from hfdinterp.train.teacher import RifeIFNet
 
@@ -201,18 +202,22 @@ def test_fast_windows_are_decoded_where_asked_and_each_gap_keeps_its_best_triple
     windows = list(_windows(clip, first=4, last=34, every=12, window=6, long_side=48))
     assert [start for start, _ in windows] == [4, 16, 28]
     assert all(frames.shape == (6, 32, 48, 3) for _, frames in windows)
+    # A window of 6 frames has gap-2 candidates at its frames 0 and 2 and a gap-4 one at 0; the
+    # second gap-2 candidate moves the most, in every window.
+    shares = iter([0.1, 0.3, 0.2] * 3)
+    monkeypatch.setattr(dev_sets, "fast_share", lambda teacher, image0, image1: next(shares))
     torch.manual_seed(0)
-    teacher = RifeIFNet().eval()  # untrained: any motion; min_share 0 keeps each window's best
+    teacher = RifeIFNet().eval()  # untrained: only its pseudo flow is written
     build_fast(str(clip), tmp_path / "dev" / "fast", first=4, last=34, every=12, window=6, gaps=[2, 4],
-               min_share=0.0, long_side=48, teacher=teacher)
+               min_share=0.15, long_side=48, teacher=teacher)
     cases = sorted(p.name for p in (tmp_path / "dev" / "fast").iterdir())
-    assert len(cases) == 6 and all(c.startswith("film-f") for c in cases)
-    assert {c[-5:] for c in cases} == {"gap02", "gap04"}
-    case = tmp_path / "dev" / "fast" / cases[0]
-    assert np.load(case / "flow.npy").shape == (4, 32, 48)
-    build_fast(str(clip), tmp_path / "dev" / "none", first=4, last=34, every=12, window=6, gaps=[2],
-               min_share=1.01, long_side=48, teacher=teacher)  # no triplet can have more than all its pixels
-    assert not (tmp_path / "dev" / "none").exists()
+    assert cases == ["film-f00004-gap04", "film-f00006-gap02", "film-f00016-gap04", "film-f00018-gap02",
+                     "film-f00028-gap04", "film-f00030-gap02"]
+    assert np.load(tmp_path / "dev" / "fast" / cases[0] / "flow.npy").shape == (4, 32, 48)
+    shares = iter([0.1, 0.14, 0.2] * 3)  # under min_share the gap-2 triplets are left out
+    build_fast(str(clip), tmp_path / "dev" / "some", first=4, last=34, every=12, window=6, gaps=[2, 4],
+               min_share=0.15, long_side=48, teacher=teacher)
+    assert all(p.name.endswith("gap04") for p in (tmp_path / "dev" / "some").iterdir())
 
 
 def test_baselines_score_minterpolate_the_average_and_with_a_teacher_its_frame(tmp_path):

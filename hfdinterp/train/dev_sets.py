@@ -42,7 +42,7 @@ import torch
 from ..io.images import read_image, to_integer, write_image
 from ..io.triplets import find_cases
 from ..scores import psnr, ssim
-from .real import FootageTriplets, split_at_cuts
+from .real import FootageTriplets, rgb_at_most, split_at_cuts
 from .synthetic import SyntheticConfig, SyntheticTriplets, load_photos
 
 DEV_SEED = 900_000_000  # synthetic dev triplets: far from every training seed
@@ -89,9 +89,7 @@ def _windows(video: Path, first: int, last: int, every: int, window: int, long_s
                 break
             offset = (index - first) % every if index >= first else window
             if offset < window:
-                scale = min(1.0, long_side / max(frame.width, frame.height))
-                frames.append(frame.reformat(width=int(frame.width * scale) // 2 * 2,
-                                             height=int(frame.height * scale) // 2 * 2, format="rgb24").to_ndarray())
+                frames.append(rgb_at_most(frame, long_side))
                 if offset == window - 1:
                     yield index - window + 1, np.stack(frames)
                     frames = []

@@ -59,6 +59,13 @@ def split_at_cuts(frames: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> l
     return [shot for shot in np.split(frames, cuts) if len(shot)]
 
 
+def rgb_at_most(frame: av.VideoFrame, long_side: int) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, shrunk so that its long side is at most ``long_side`` (even sides)."""
+    scale = min(1.0, long_side / max(frame.width, frame.height))
+    return frame.reformat(width=int(frame.width * scale) // 2 * 2, height=int(frame.height * scale) // 2 * 2,
+                          format="rgb24").to_ndarray()
+
+
 class FootageTriplets(Dataset):
     """(I0, I_t, I1) from videos or folders of frames under ``root``: frames i, i + a, i + a + b with
     strides up to ``max_stride``, t = a / (a + b), all three inside one shot (clips are split at scene
@@ -87,11 +94,7 @@ class FootageTriplets(Dataset):
     @staticmethod
     def _decode(path: Path, long_side: int) -> np.ndarray:
         with av.open(str(path)) as container:
-            frames = []
-            for frame in container.decode(video=0):
-                scale = min(1.0, long_side / max(frame.width, frame.height))
-                frames.append(frame.reformat(width=int(frame.width * scale) // 2 * 2,
-                                             height=int(frame.height * scale) // 2 * 2, format="rgb24").to_ndarray())
+            frames = [rgb_at_most(frame, long_side) for frame in container.decode(video=0)]
         return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
 
     def __len__(self) -> int:
